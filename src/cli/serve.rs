@@ -1,0 +1,44 @@
+//! `reelbase serve`: logging, runtime, and the application until SIGINT or SIGTERM.
+
+use std::process::ExitCode;
+
+use crate::app::Application;
+use crate::config::{LoadNotes, Settings};
+use crate::{build_info, shutdown, telemetry};
+
+pub fn run(settings: Settings, notes: LoadNotes) -> ExitCode {
+    telemetry::init(&settings.log, settings.log_format);
+    super::warn_unknown_env(&notes);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(error = %error, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        tracing::info!(
+            version = build_info::VERSION,
+            git = build_info::GIT_HASH,
+            built = build_info::BUILD_TIMESTAMP,
+            "reelbase starting"
+        );
+        let app = match Application::build(settings).await {
+            Ok(app) => app,
+            Err(error) => {
+                tracing::error!(error = %error, "startup failed");
+                return ExitCode::FAILURE;
+            }
+        };
+        match app.run_until(shutdown::signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(error = %error, "server failed");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

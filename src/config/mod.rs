@@ -1,0 +1,190 @@
+//! The settings tree. Defaults, then an optional TOML file (`--config` or `REELBASE_CONFIG`),
+//! then `REELBASE_*` environment variables; the names are a contract listed in DESIGN.md.
+//! Every value is checked at start, and an invalid one is refused with the name the operator
+//! wrote and what was expected, never with the value of a secret.
+
+mod parse;
+mod render;
+mod secret;
+mod sources;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use secret::{Secret, ServiceUrl};
+use sources::{Layers, Origin};
+pub use sources::{Source, env_name};
+use url::Url;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{origin}: expected {expected}{}", got.as_ref().map(|g| format!(", got {g:?}")).unwrap_or_default())]
+    Invalid {
+        origin: String,
+        expected: String,
+        got: Option<String>,
+    },
+    #[error("cannot read config file {}: {reason}", path.display())]
+    File { path: PathBuf, reason: String },
+    #[error("unknown setting `{key}` in {}", path.display())]
+    UnknownKey { path: PathBuf, key: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// The effective configuration of one reelbase process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub database_url: ServiceUrl,
+    pub redis_url: ServiceUrl,
+    pub qdrant_url: Option<Url>,
+    pub qdrant_api_key: Option<Secret>,
+    pub data_dir: PathBuf,
+    pub media_roots: Vec<PathBuf>,
+    pub scripts_dir: PathBuf,
+    pub models_dir: PathBuf,
+    pub identities_dir: PathBuf,
+    pub jwt_secret: Option<Secret>,
+    pub tmdb_api_key: Option<Secret>,
+    pub tmdb_enabled: bool,
+    pub tmdb_base_url: Url,
+    pub sftpgo_url: Option<Url>,
+    pub sftpgo_user: Option<String>,
+    pub sftpgo_password: Option<Secret>,
+    pub sftpgo_api_key: Option<Secret>,
+    /// Period of the background health checks.
+    pub health_interval: Duration,
+    /// Time one check may take before it counts as failed.
+    pub health_timeout: Duration,
+    /// A check that answers but takes longer than this counts as `degraded`.
+    pub health_slow: Duration,
+    /// A `tracing` filter directive, such as `info` or `reelbase=debug,tower_http=info`.
+    pub log: String,
+    pub log_format: LogFormat,
+    /// Where each value came from, for `reelbase config`.
+    sources: Vec<(&'static str, Source)>,
+}
+
+/// What the loader found besides the settings: things worth a warning once logging is up.
+#[derive(Debug, Default)]
+pub struct LoadNotes {
+    pub unknown_env: Vec<String>,
+}
+
+const DEFAULTS: &[(&str, &str)] = &[
+    ("bind", "127.0.0.1:3002"),
+    ("database_url", "postgres:///reelbase"),
+    ("redis_url", "redis://127.0.0.1:6379"),
+    ("data_dir", "./data"),
+    ("scripts_dir", "./scripts"),
+    ("models_dir", "./models"),
+    ("tmdb_enabled", "false"),
+    ("tmdb_base_url", "https://api.themoviedb.org"),
+    ("health_interval_ms", "5000"),
+    ("health_timeout_ms", "2000"),
+    ("health_slow_ms", "1000"),
+    ("log", "info"),
+    ("log_format", "pretty"),
+];
+
+impl Settings {
+    /// Loads settings from an explicit environment (a list of variables) so that tests and the
+    /// binary use the same path. `config_file` wins over `REELBASE_CONFIG` in that environment.
+    pub fn load(
+        config_file: Option<PathBuf>,
+        env: &[(String, String)],
+    ) -> Result<(Self, LoadNotes), ConfigError> {
+        let mut layers = Layers::default();
+        for (key, value) in DEFAULTS {
+            let key = sources::KEYS
+                .iter()
+                .copied()
+                .find(|k| k == key)
+                .expect("known key");
+            layers.set(key, (*value).to_owned(), Source::Default);
+        }
+        let file = config_file.or_else(|| {
+            env.iter()
+                .find(|(name, _)| name == "REELBASE_CONFIG")
+                .map(|(_, v)| PathBuf::from(v))
+        });
+        if let Some(path) = file {
+            layers.add_file(&path)?;
+        }
+        let notes = LoadNotes {
+            unknown_env: layers.add_env(env),
+        };
+        Ok((Self::resolve(&layers)?, notes))
+    }
+
+    /// Loads from the process environment.
+    pub fn from_process_env(
+        config_file: Option<PathBuf>,
+    ) -> Result<(Self, LoadNotes), ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        Self::load(config_file, &env)
+    }
+
+    fn resolve(layers: &Layers) -> Result<Self, ConfigError> {
+        let p = parse::Parser::new(layers);
+        let data_dir: PathBuf = p.required("data_dir", parse::path)?;
+        let media_roots = p
+            .optional("media_roots", parse::path_list)?
+            .unwrap_or_else(|| vec![data_dir.join("media")]);
+        let identities_dir = p
+            .optional("identities_dir", parse::path)?
+            .unwrap_or_else(|| data_dir.join("identities"));
+        let health_timeout = p.required("health_timeout_ms", parse::millis)?;
+        let health_interval = p.required("health_interval_ms", parse::millis)?;
+        let health_slow = p.required("health_slow_ms", parse::millis)?;
+        if health_slow > health_timeout {
+            return Err(p.invalid("health_slow_ms", "at most REELBASE_HEALTH_TIMEOUT_MS"));
+        }
+        Ok(Self {
+            bind: p.required("bind", parse::socket_addr)?,
+            database_url: p.required("database_url", parse::postgres_url)?,
+            redis_url: p.required("redis_url", parse::redis_url)?,
+            qdrant_url: p.optional("qdrant_url", parse::http_url)?,
+            qdrant_api_key: p.optional("qdrant_api_key", parse::secret)?,
+            media_roots,
+            scripts_dir: p.required("scripts_dir", parse::path)?,
+            models_dir: p.required("models_dir", parse::path)?,
+            identities_dir,
+            data_dir,
+            jwt_secret: p.optional("jwt_secret", parse::secret)?,
+            tmdb_api_key: p.optional("tmdb_api_key", parse::secret)?,
+            tmdb_enabled: p.required("tmdb_enabled", parse::boolean)?,
+            tmdb_base_url: p.required("tmdb_base_url", parse::http_url)?,
+            sftpgo_url: p.optional("sftpgo_url", parse::http_url)?,
+            sftpgo_user: p.optional("sftpgo_user", parse::text)?,
+            sftpgo_password: p.optional("sftpgo_password", parse::secret)?,
+            sftpgo_api_key: p.optional("sftpgo_api_key", parse::secret)?,
+            health_interval,
+            health_timeout,
+            health_slow,
+            log: p.required("log", parse::log_filter)?,
+            log_format: p.required("log_format", parse::log_format)?,
+            sources: p.sources(),
+        })
+    }
+
+    /// Where a setting's value came from (default, file or environment).
+    pub fn source_of(&self, key: &str) -> Option<&Source> {
+        self.sources
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, source)| source)
+    }
+}
+
+fn origin_text(key: &str, source: &Source) -> String {
+    Origin { key, source }.to_string()
+}

@@ -1,0 +1,96 @@
+//! `reelbase config`: the effective settings as TOML an operator can read (and paste into a
+//! config file), each line saying where its value came from. Secrets show only whether they
+//! are set; URLs show with their password masked.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::sources::Source;
+use super::{LogFormat, Secret, Settings};
+
+impl Settings {
+    pub fn render_redacted(&self) -> String {
+        let mut out = String::new();
+        for (key, value) in self.rendered_values() {
+            let origin = match self.source_of(key) {
+                Some(Source::Default) | None => "default".to_owned(),
+                Some(Source::Env) => super::env_name(key),
+                Some(Source::File(path)) => path.display().to_string(),
+            };
+            // Writing to a String cannot fail.
+            let _ = match value {
+                Some(value) => writeln!(out, "{key} = {value}  # {origin}"),
+                None => writeln!(out, "# {key} is unset"),
+            };
+        }
+        out
+    }
+
+    fn rendered_values(&self) -> Vec<(&'static str, Option<String>)> {
+        vec![
+            ("bind", Some(quote(&self.bind.to_string()))),
+            ("database_url", Some(quote(&self.database_url.redacted()))),
+            ("redis_url", Some(quote(&self.redis_url.redacted()))),
+            (
+                "qdrant_url",
+                self.qdrant_url.as_ref().map(|u| quote(u.as_str())),
+            ),
+            ("qdrant_api_key", secret(&self.qdrant_api_key)),
+            ("data_dir", Some(path(&self.data_dir))),
+            ("media_roots", Some(path_list(&self.media_roots))),
+            ("scripts_dir", Some(path(&self.scripts_dir))),
+            ("models_dir", Some(path(&self.models_dir))),
+            ("identities_dir", Some(path(&self.identities_dir))),
+            ("jwt_secret", secret(&self.jwt_secret)),
+            ("tmdb_api_key", secret(&self.tmdb_api_key)),
+            ("tmdb_enabled", Some(self.tmdb_enabled.to_string())),
+            ("tmdb_base_url", Some(quote(self.tmdb_base_url.as_str()))),
+            (
+                "sftpgo_url",
+                self.sftpgo_url.as_ref().map(|u| quote(u.as_str())),
+            ),
+            ("sftpgo_user", self.sftpgo_user.as_deref().map(quote)),
+            ("sftpgo_password", secret(&self.sftpgo_password)),
+            ("sftpgo_api_key", secret(&self.sftpgo_api_key)),
+            (
+                "health_interval_ms",
+                Some(self.health_interval.as_millis().to_string()),
+            ),
+            (
+                "health_timeout_ms",
+                Some(self.health_timeout.as_millis().to_string()),
+            ),
+            (
+                "health_slow_ms",
+                Some(self.health_slow.as_millis().to_string()),
+            ),
+            ("log", Some(quote(&self.log))),
+            ("log_format", Some(quote(log_format(self.log_format)))),
+        ]
+    }
+}
+
+fn quote(text: &str) -> String {
+    // A JSON string literal is also a valid TOML basic string.
+    serde_json::Value::String(text.to_owned()).to_string()
+}
+
+fn secret(value: &Option<Secret>) -> Option<String> {
+    value.as_ref().map(|s| quote(&s.to_string()))
+}
+
+fn path(value: &Path) -> String {
+    quote(&value.display().to_string())
+}
+
+fn path_list(values: &[PathBuf]) -> String {
+    let items: Vec<String> = values.iter().map(|p| path(p)).collect();
+    format!("[{}]", items.join(", "))
+}
+
+fn log_format(format: LogFormat) -> &'static str {
+    match format {
+        LogFormat::Pretty => "pretty",
+        LogFormat::Json => "json",
+    }
+}

@@ -1,0 +1,134 @@
+//! The background health monitor. Every interval it checks each service concurrently, each
+//! under its own timeout, and publishes an immutable snapshot through a `watch` channel.
+//!
+//! Request handlers only read the latest snapshot: `/health` never waits on PostgreSQL or
+//! Redis, so it stays fast while a dependency hangs. The first round runs before `start`
+//! returns, so the server never answers with a status nobody measured.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use super::checks::{self, Limits};
+use super::snapshot::{Snapshot, Status};
+use crate::cache::Redis;
+use crate::db::Database;
+
+/// What the monitor checks, and how.
+#[derive(Clone)]
+pub struct Probes {
+    pub db: Database,
+    pub redis: Arc<Redis>,
+    pub limits: Limits,
+}
+
+/// A cheap handle to the latest snapshot.
+#[derive(Clone)]
+pub struct HealthMonitor {
+    latest: watch::Receiver<Arc<Snapshot>>,
+}
+
+impl HealthMonitor {
+    /// Runs the first round, then keeps checking every `interval` until `shutdown` flips
+    /// to true. Returns the handle and the task, which the caller awaits on shutdown.
+    pub async fn start(
+        probes: Probes,
+        interval: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> (Self, JoinHandle<()>) {
+        let first = run_round(&probes, 1).await;
+        log_changes(None, &first);
+        let (publish, latest) = watch::channel(Arc::new(first));
+
+        let task = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            // A round slower than the interval delays the next one instead of bunching them.
+            ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            ticker.tick().await; // the first tick is immediate; round 1 already ran
+            let mut round = 1;
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = shutdown.wait_for(|stop| *stop) => break,
+                }
+                round += 1;
+                let next = run_round(&probes, round).await;
+                log_changes(Some(&publish.borrow()), &next);
+                publish.send_replace(Arc::new(next));
+            }
+            tracing::debug!("health monitor stopped");
+        });
+        (Self { latest }, task)
+    }
+
+    pub fn latest(&self) -> Arc<Snapshot> {
+        self.latest.borrow().clone()
+    }
+
+    /// Waits until a snapshot newer than `round` is published (tests and tools use this to
+    /// observe the next round instead of sleeping).
+    pub async fn changed_after(&mut self, round: u64) -> Arc<Snapshot> {
+        if let Ok(snapshot) = self
+            .latest
+            .wait_for(|snapshot| snapshot.round > round)
+            .await
+        {
+            return snapshot.clone();
+        }
+        // The monitor stopped; the last snapshot is all there is.
+        self.latest()
+    }
+}
+
+async fn run_round(probes: &Probes, round: u64) -> Snapshot {
+    let (postgres, redis) = tokio::join!(
+        checks::postgres(&probes.db, probes.limits),
+        checks::redis(&probes.redis, probes.limits),
+    );
+    Snapshot {
+        services: vec![("postgres", postgres), ("redis", redis)],
+        taken_at: SystemTime::now(),
+        taken_instant: Instant::now(),
+        round,
+    }
+}
+
+/// Logs a line when a service changes state; steady state is debug detail.
+fn log_changes(previous: Option<&Snapshot>, next: &Snapshot) {
+    for (name, health) in &next.services {
+        let before = previous.and_then(|p| p.service(name)).map(|h| h.status);
+        let latency_ms = health.latency_ms;
+        let fault = health.error.map(|f| f.as_str());
+        if before == Some(health.status) {
+            tracing::debug!(
+                service = name,
+                status = health.status.as_str(),
+                latency_ms,
+                "checked"
+            );
+            continue;
+        }
+        match health.status {
+            Status::Ok => tracing::info!(service = name, latency_ms, "service is healthy"),
+            Status::Degraded => {
+                tracing::warn!(
+                    service = name,
+                    latency_ms,
+                    error = fault,
+                    "service is degraded"
+                )
+            }
+            Status::Error => {
+                tracing::error!(
+                    service = name,
+                    latency_ms,
+                    error = fault,
+                    "service is unavailable"
+                )
+            }
+        }
+    }
+}

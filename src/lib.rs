@@ -1,0 +1,13 @@
+//! reelbase: a self-hosted video asset intelligence server. This library holds everything;
+//! the binary only parses the command line and calls into it, so tests drive the real app.
+
+pub mod api;
+pub mod app;
+pub mod build_info;
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod health;
+pub mod shutdown;
+pub mod telemetry;
