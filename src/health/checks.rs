@@ -38,10 +38,21 @@ pub async fn postgres(db: &Database, limits: Limits) -> ServiceHealth {
     finish(started, fault, limits)
 }
 
-/// Redis: `PING`, expecting `PONG`.
+/// Redis: `PING`, expecting `PONG`. A connection that died since the last round is not news:
+/// the check then tries once more on a fresh connection, within the same timeout, so the
+/// report says what Redis is like now.
 pub async fn redis(redis: &Redis, limits: Limits) -> ServiceHealth {
     let started = Instant::now();
-    let fault = match tokio::time::timeout(limits.timeout, redis.ping()).await {
+    let attempts = async {
+        match redis.ping().await {
+            Err(error) if error.is_connection_dropped() || error.is_io_error() => {
+                redis.reset();
+                redis.ping().await
+            }
+            other => other,
+        }
+    };
+    let fault = match tokio::time::timeout(limits.timeout, attempts).await {
         Ok(Ok(())) => None,
         Ok(Err(error)) => Some(classify_redis(&error)),
         Err(_) => Some(Fault::Timeout),

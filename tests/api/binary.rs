@@ -1,0 +1,229 @@
+//! The `reelbase` binary as an operator runs it: configuration, logs and signals.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::helpers::TestDb;
+
+fn reelbase() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_reelbase"));
+    // Only what the test sets: no settings leak in from the developer's shell.
+    for (name, _) in std::env::vars() {
+        if name.starts_with("REELBASE_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// A running `reelbase serve` with its log lines collected from stdout and stderr.
+struct Served {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Served {
+    fn start(env: &[(&str, &str)]) -> Self {
+        let mut command = reelbase();
+        command.arg("serve").env("REELBASE_BIND", "127.0.0.1:0");
+        command
+            .env("REELBASE_LOG_FORMAT", "json")
+            .env("REELBASE_LOG", "debug");
+        command
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("binary starts");
+        let (sender, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        for stream in [
+            Box::new(stdout) as Box<dyn std::io::Read + Send>,
+            Box::new(stderr),
+        ] {
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = sender.send(line);
+                }
+            });
+        }
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for the log event whose message is `message` and returns it as JSON.
+    fn wait_for(&mut self, message: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                break;
+            };
+            self.seen.push(line.clone());
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
+                if event["message"] == message {
+                    return event;
+                }
+            }
+        }
+        panic!("no {message:?} log line; saw:\n{}", self.seen.join("\n"));
+    }
+
+    fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        assert!(status.unwrap().success());
+    }
+
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn all_output(&mut self) -> String {
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly() {
+    let db = TestDb::create().await;
+    let mut served = Served::start(&[("REELBASE_DATABASE_URL", &db.socket_url())]);
+    let addr = served.wait_for("listening")["addr"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let health = reqwest::get(format!("http://{addr}/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    served.sigterm();
+    let status = served.wait_exit();
+
+    assert!(status.success(), "exit status {status:?}");
+    served.wait_for("stopped");
+}
+
+#[tokio::test]
+async fn passwords_in_settings_never_reach_the_logs() {
+    let mut served = Served::start(&[
+        (
+            "REELBASE_DATABASE_URL",
+            "postgres://reel:pg-pass-9731@127.0.0.1:1/reel",
+        ),
+        ("REELBASE_REDIS_URL", "redis://:redis-pass-4412@127.0.0.1:1"),
+        ("REELBASE_TMDB_API_KEY", "tmdb-key-5520"),
+    ]);
+    served.wait_for("listening");
+    served.sigterm();
+    served.wait_exit();
+
+    let output = served.all_output();
+    assert!(
+        output.contains("service is unavailable"),
+        "the failures are logged:\n{output}"
+    );
+    for secret in ["pg-pass-9731", "redis-pass-4412", "tmdb-key-5520"] {
+        assert!(!output.contains(secret), "{secret} leaked:\n{output}");
+    }
+}
+
+#[test]
+fn config_command_shows_effective_settings_with_secrets_redacted() {
+    let dir = std::env::temp_dir().join(format!("reelbase-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("reelbase.toml");
+    std::fs::write(
+        &file,
+        "bind = \"127.0.0.1:4000\"\nhealth_interval_ms = 7000\n",
+    )
+    .unwrap();
+
+    let output = reelbase()
+        .args(["--config", file.to_str().unwrap(), "config"])
+        .env("REELBASE_HEALTH_INTERVAL_MS", "9000")
+        .env(
+            "REELBASE_DATABASE_URL",
+            "postgres://reel:pg-pass-9731@db.internal/reel",
+        )
+        .env("REELBASE_SFTPGO_PASSWORD", "sftp-pass-1234")
+        .output()
+        .unwrap();
+
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success());
+    assert!(
+        text.contains("bind = \"127.0.0.1:4000\""),
+        "file beats default:\n{text}"
+    );
+    assert!(
+        text.contains("health_interval_ms = 9000"),
+        "env beats file:\n{text}"
+    );
+    assert!(
+        text.contains("postgres://reel:***@db.internal/reel"),
+        "{text}"
+    );
+    assert!(text.contains("sftpgo_password = \"[redacted]\""), "{text}");
+    assert!(
+        !text.contains("pg-pass-9731") && !text.contains("sftp-pass-1234"),
+        "{text}"
+    );
+}
+
+#[test]
+fn invalid_setting_is_refused_at_start_naming_the_variable() {
+    let output = reelbase()
+        .arg("serve")
+        .env("REELBASE_HEALTH_TIMEOUT_MS", "soon")
+        .output()
+        .unwrap();
+
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(78),
+        "EX_CONFIG; stderr: {stderr}"
+    );
+    assert!(stderr.contains("REELBASE_HEALTH_TIMEOUT_MS"), "{stderr}");
+    assert!(
+        stderr.contains("milliseconds"),
+        "says what it expected: {stderr}"
+    );
+}
+
+#[test]
+fn invalid_secret_is_refused_without_echoing_it() {
+    let output = reelbase()
+        .arg("config")
+        .env("REELBASE_REDIS_URL", "ftp://:hunter2-secret@cache")
+        .output()
+        .unwrap();
+
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(78));
+    assert!(stderr.contains("REELBASE_REDIS_URL"), "{stderr}");
+    assert!(!stderr.contains("hunter2-secret"), "{stderr}");
+}

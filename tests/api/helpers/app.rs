@@ -1,0 +1,116 @@
+//! Starting the real application for a test, on 127.0.0.1:0, with its own database.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reelbase::app::{Application, StartupError};
+use reelbase::config::Settings;
+use reelbase::health::{HealthMonitor, Snapshot};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::TestDb;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub health: HealthMonitor,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<Result<(), StartupError>>>,
+}
+
+/// Settings for a test: fast health rounds, the shared Redis, the test's own database.
+/// They go through the same loader as the binary's, as environment variables.
+pub fn test_settings(db: &TestDb) -> Settings {
+    let redis = std::env::var("REELBASE_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let data_dir = std::env::temp_dir().join(format!("reelbase-{}", db.name));
+    let env: Vec<(String, String)> = [
+        ("REELBASE_BIND", "127.0.0.1:0".to_owned()),
+        ("REELBASE_DATABASE_URL", db.socket_url()),
+        ("REELBASE_REDIS_URL", redis),
+        ("REELBASE_DATA_DIR", data_dir.display().to_string()),
+        ("REELBASE_HEALTH_INTERVAL_MS", "200".to_owned()),
+        ("REELBASE_HEALTH_TIMEOUT_MS", "500".to_owned()),
+        ("REELBASE_HEALTH_SLOW_MS", "500".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    Settings::load(None, &env)
+        .expect("test settings are valid")
+        .0
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the app after `customize` has adjusted the test settings.
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let db = TestDb::create().await;
+    let mut settings = test_settings(&db);
+    customize(&mut settings);
+    let app = Application::build(settings).await.expect("app builds");
+    let addr = app.local_addr();
+    let health = app.health();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        health,
+        shutdown: Some(stop),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request reaches the app")
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self.get(path).await;
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+
+    /// A snapshot from a round that started after this call: one full interval later at most.
+    pub async fn fresh_snapshot(&self) -> Arc<Snapshot> {
+        let mut health = self.health.clone();
+        let current = health.latest().round;
+        // Round `current + 1` may already be running with stale inputs; wait for the next.
+        tokio::time::timeout(Duration::from_secs(15), health.changed_after(current + 1))
+            .await
+            .expect("the health monitor keeps publishing rounds")
+    }
+
+    /// Stops the server the way a signal would and returns how it ended.
+    pub async fn shutdown(mut self) -> Result<(), StartupError> {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+        let server = self.server.take().expect("server task");
+        server.await.expect("server task does not panic")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! Test helpers: start the app, make a fresh database, stage failing dependencies.
+
+pub mod app;
+mod database;
+mod proxy;
+mod redis_server;
+
+pub use app::{TestApp, spawn_app, spawn_app_with};
+pub use database::TestDb;
+pub use proxy::{PgProxy, ProxyMode, SilentListener};
+pub use redis_server::RedisServer;
+
+use std::net::TcpListener;
+
+/// A port that was free a moment ago (the OS picked it), for servers that need a port number
+/// before they start.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}

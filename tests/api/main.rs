@@ -1,0 +1,11 @@
+//! Integration tests: the real application on 127.0.0.1:0 against the real PostgreSQL and
+//! Redis. Failures are staged on copies the tests start themselves (a private redis-server, a
+//! proxy in front of PostgreSQL, a silent listener), never on the shared services.
+
+mod helpers;
+
+mod binary;
+mod dependencies;
+mod errors;
+mod public_health;
+mod shutdown;
