@@ -66,10 +66,9 @@ impl Served {
                 break;
             };
             self.seen.push(line.clone());
-            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
-                if event["message"] == message {
-                    return event;
-                }
+            let event = serde_json::from_str::<serde_json::Value>(&line).unwrap_or_default();
+            if event["message"] == message {
+                return event;
             }
         }
         panic!("no {message:?} log line; saw:\n{}", self.seen.join("\n"));
