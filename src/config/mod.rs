@@ -188,3 +188,6 @@ impl Settings {
 fn origin_text(key: &str, source: &Source) -> String {
     Origin { key, source }.to_string()
 }
+
+#[cfg(test)]
+mod tests;
