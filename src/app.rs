@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::{self, AppState};
+use crate::api::{self, AppContext, AppState};
 use crate::cache::{CacheError, Redis};
 use crate::config::Settings;
 use crate::db::{Database, DbError};
@@ -77,13 +77,8 @@ impl Application {
         let (health, monitor_task) =
             HealthMonitor::start(probes, settings.health_interval, stop_rx).await;
 
-        let state = AppState {
-            settings: Arc::new(settings),
-            db,
-            redis,
-            health,
-            started,
-        };
+        let context = AppContext { settings: Arc::new(settings), db, redis, health, started };
+        let state = AppState::new(context);
         Ok(Self {
             listener,
             addr,

@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::http::{Method, StatusCode, Uri, header};
-use axum::middleware;
-use axum::response::{IntoResponse, Response};
+use axum::http::{Method, Uri};
 use axum::routing::get;
 
 use crate::cache::Redis;
@@ -19,9 +17,25 @@ use crate::db::Database;
 use crate::health::HealthMonitor;
 pub use error::{ApiError, ErrorCode};
 
-/// What every handler can reach. Cheap to clone: everything inside is shared.
+/// What every handler can reach. axum clones the state for every request, so it is one `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppContext>);
+
+impl AppState {
+    pub fn new(context: AppContext) -> Self {
+        Self(Arc::new(context))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppContext;
+
+    fn deref(&self) -> &AppContext {
+        &self.0
+    }
+}
+
+pub struct AppContext {
     pub settings: Arc<Settings>,
     pub db: Database,
     pub redis: Arc<Redis>,
@@ -36,15 +50,14 @@ pub fn router(state: AppState) -> Router {
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
 /// Wraps the finished router (including routes merged in by embedders and tests) with the
 /// layers every response goes through.
 pub fn finish(router: Router) -> Router {
-    router
-        .layer(middleware::map_response(json_method_not_allowed))
-        .layer(trace::layer())
+    router.layer(trace::layer())
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
@@ -55,21 +68,10 @@ async fn not_found(method: Method, uri: Uri) -> ApiError {
     )
 }
 
-/// axum answers a known path with the wrong method with an empty 405; give it the standard
-/// error body, keeping the `Allow` header it computed.
-async fn json_method_not_allowed(response: Response) -> Response {
-    let is_bare = response.headers().get(header::CONTENT_TYPE).is_none();
-    if response.status() != StatusCode::METHOD_NOT_ALLOWED || !is_bare {
-        return response;
-    }
-    let (parts, _) = response.into_parts();
-    let mut replaced = ApiError::new(
+/// A known path asked with a method it does not take; axum adds the `Allow` header.
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::new(
         ErrorCode::MethodNotAllowed,
-        "this path does not accept that method; see the Allow header",
+        format!("{method} is not allowed on this path; see the Allow header"),
     )
-    .into_response();
-    if let Some(allow) = parts.headers.get(header::ALLOW) {
-        replaced.headers_mut().insert(header::ALLOW, allow.clone());
-    }
-    replaced
 }
