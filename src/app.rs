@@ -77,7 +77,13 @@ impl Application {
         let (health, monitor_task) =
             HealthMonitor::start(probes, settings.health_interval, stop_rx).await;
 
-        let context = AppContext { settings: Arc::new(settings), db, redis, health, started };
+        let context = AppContext {
+            settings: Arc::new(settings),
+            db,
+            redis,
+            health,
+            started,
+        };
         let state = AppState::new(context);
         Ok(Self {
             listener,
@@ -111,7 +117,7 @@ impl Application {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let router = api::finish(self.extra_routes.merge(api::router(self.state.clone())));
+        let router = api::router(self.state.clone(), self.extra_routes);
         let (started_shutdown, mut shutdown_seen) = watch::channel(false);
         let signal = async move {
             shutdown.await;

@@ -3,21 +3,32 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::sync::LazyLock;
+
 use serde::Serialize;
 
 use super::AppState;
 use crate::build_info;
+use crate::health::Status;
 
-/// Exactly the five fields of the public contract, in its order.
-#[derive(Serialize)]
-struct Summary {
-    status: &'static str,
-    version: &'static str,
-    build_git_hash: &'static str,
-    build_timestamp: &'static str,
-    uptime_ms: u64,
+/// The body of `/health` is the five fields of the public contract, in its order. Everything
+/// but `status` and `uptime_ms` is fixed at build time, so the text before `uptime_ms` is made
+/// once per status and each request only appends the number: this endpoint is hit by every
+/// load balancer, so it is kept close to the cost of a constant response.
+static SUMMARY_PREFIXES: LazyLock<[String; 2]> =
+    LazyLock::new(|| [summary_prefix(Status::Ok), summary_prefix(Status::Degraded)]);
+
+fn summary_prefix(status: Status) -> String {
+    let text = |value: &str| serde_json::Value::from(value).to_string();
+    format!(
+        r#"{{"status":{},"version":{},"build_git_hash":{},"build_timestamp":{},"uptime_ms":"#,
+        text(status.as_str()),
+        text(build_info::VERSION),
+        text(build_info::GIT_HASH),
+        text(build_info::BUILD_TIMESTAMP),
+    )
 }
 
 #[derive(Serialize)]
@@ -25,17 +36,28 @@ struct StatusOnly {
     status: &'static str,
 }
 
-const NO_STORE: [(header::HeaderName, &str); 1] = [(header::CACHE_CONTROL, "no-store")];
+// Static header values: converting from `&str` would validate and allocate on every request.
+const NO_STORE: [(header::HeaderName, HeaderValue); 1] =
+    [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
+const JSON_NO_STORE: [(header::HeaderName, HeaderValue); 2] = [
+    (
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    ),
+    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+];
 
 pub async fn summary(State(state): State<AppState>) -> Response {
-    let body = Summary {
-        status: state.health.latest().overall().as_str(),
-        version: build_info::VERSION,
-        build_git_hash: build_info::GIT_HASH,
-        build_timestamp: build_info::BUILD_TIMESTAMP,
-        uptime_ms: u64::try_from(state.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    let prefix = match state.health.overall() {
+        Status::Ok => &SUMMARY_PREFIXES[0],
+        _ => &SUMMARY_PREFIXES[1],
     };
-    (NO_STORE, Json(body)).into_response()
+    let uptime_ms = u64::try_from(state.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let mut body = String::with_capacity(prefix.len() + 21);
+    body.push_str(prefix);
+    body.push_str(itoa::Buffer::new().format(uptime_ms));
+    body.push('}');
+    (JSON_NO_STORE, body).into_response()
 }
 
 /// 200 for as long as the process serves requests.

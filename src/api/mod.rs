@@ -44,20 +44,27 @@ pub struct AppContext {
     pub started: Instant,
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// The whole API. `extra` holds routes added by embedders and tests; they are treated like
+/// the API's own.
+///
+/// The probes (`/health`, `/health/live`, `/health/ready`) are not request-logged: load
+/// balancers call them every few seconds, so their lines would drown the log, they never
+/// fail with a 5xx, and the monitor already logs every change of state. Skipping the log
+/// layer there also keeps `/health` near the cost of a constant response.
+pub fn router(state: AppState, extra: Router) -> Router {
+    let probes = Router::new()
         .route("/health", get(health::summary))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
-        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state.clone());
+    let logged = Router::<AppState>::new()
+        .fallback(not_found)
         .with_state(state)
-}
-
-/// Wraps the finished router (including routes merged in by embedders and tests) with the
-/// layers every response goes through.
-pub fn finish(router: Router) -> Router {
-    router.layer(trace::layer())
+        .merge(extra)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(trace::RequestLogLayer);
+    probes.merge(logged)
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {

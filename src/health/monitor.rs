@@ -6,6 +6,7 @@
 //! returns, so the server never answers with a status nobody measured.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
@@ -29,6 +30,9 @@ pub struct Probes {
 #[derive(Clone)]
 pub struct HealthMonitor {
     latest: watch::Receiver<Arc<Snapshot>>,
+    /// The latest snapshot's overall status, readable without a lock: `/health` needs only
+    /// this, on every request.
+    overall: Arc<AtomicU8>,
 }
 
 impl HealthMonitor {
@@ -41,7 +45,9 @@ impl HealthMonitor {
     ) -> (Self, JoinHandle<()>) {
         let first = run_round(&probes, 1).await;
         log_changes(None, &first);
+        let overall = Arc::new(AtomicU8::new(first.overall() as u8));
         let (publish, latest) = watch::channel(Arc::new(first));
+        let published_overall = overall.clone();
 
         let task = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
@@ -57,11 +63,21 @@ impl HealthMonitor {
                 round += 1;
                 let next = run_round(&probes, round).await;
                 log_changes(Some(&publish.borrow()), &next);
+                published_overall.store(next.overall() as u8, Ordering::Release);
                 publish.send_replace(Arc::new(next));
             }
             tracing::debug!("health monitor stopped");
         });
-        (Self { latest }, task)
+        (Self { latest, overall }, task)
+    }
+
+    /// `ok` or `degraded`, from the latest snapshot.
+    pub fn overall(&self) -> Status {
+        if self.overall.load(Ordering::Acquire) == Status::Ok as u8 {
+            Status::Ok
+        } else {
+            Status::Degraded
+        }
     }
 
     pub fn latest(&self) -> Arc<Snapshot> {
