@@ -14,6 +14,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
     watch_git_head();
 
+    embed_migrations();
     let hash = git_hash();
     println!("cargo:rustc-env=REELBASE_BUILD_GIT_HASH={hash}");
     println!(
@@ -62,6 +63,34 @@ fn watch_git_head() {
     if let Some(reference) = head.strip_prefix("ref: ") {
         println!("cargo:rerun-if-changed={git_dir}/{}", reference.trim());
     }
+}
+
+/// Lists `migrations/*.sql` for `include_str!`, in file-name order, so a new migration is
+/// embedded by adding its file. Names must be `NNNN_words.sql`: the number fixes the order.
+fn embed_migrations() {
+    println!("cargo:rerun-if-changed=migrations");
+    let dir = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("migrations");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("migrations/ exists")
+        .map(|entry| entry.expect("readable entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".sql"))
+        .collect();
+    names.sort();
+    let mut code = String::from("pub const MIGRATIONS: &[(&str, &str)] = &[\n");
+    for name in &names {
+        let (number, rest) = name.split_at(4.min(name.len()));
+        let valid = number.bytes().all(|b| b.is_ascii_digit())
+            && rest.starts_with('_')
+            && rest.trim_end_matches(".sql")[1..]
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        assert!(valid, "migration {name:?} must be named NNNN_lowercase_words.sql");
+        let path = dir.join(name);
+        code.push_str(&format!("    ({name:?}, include_str!({:?})),\n", path.display().to_string()));
+    }
+    code.push_str("];\n");
+    let out = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("migrations.rs");
+    std::fs::write(out, code).expect("write migrations list");
 }
 
 fn build_timestamp() -> String {

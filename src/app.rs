@@ -12,9 +12,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, AppContext, AppState};
+use crate::auth::keys::{self, KeyError};
+use crate::auth::{Auth, password};
 use crate::cache::{CacheError, Redis};
 use crate::config::Settings;
-use crate::db::{Database, DbError};
+use crate::db::{Database, DbError, migrations};
 use crate::health::{HealthMonitor, Limits, Probes};
 
 /// How long in-flight requests get to finish after shutdown starts. A client that holds a
@@ -32,6 +34,8 @@ pub enum StartupError {
     Database(#[from] DbError),
     #[error(transparent)]
     Cache(#[from] CacheError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
     #[error("the server stopped with an I/O error: {0}")]
     Serve(std::io::Error),
 }
@@ -42,7 +46,8 @@ pub struct Application {
     state: AppState,
     extra_routes: Router,
     stop_background: watch::Sender<bool>,
-    monitor_task: JoinHandle<()>,
+    /// The health monitor and, while PostgreSQL has not been reachable, the migrator.
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Application {
@@ -74,10 +79,22 @@ impl Application {
             limits,
         };
         let (stop_background, stop_rx) = watch::channel(false);
+        let mut background = Vec::new();
+        // Migrate before the first health round, so a healthy start reports a current schema.
+        if settings.auto_migrate && migrate_once(&db).await == Migrated::RetryLater {
+            let stop = stop_background.subscribe();
+            let retry = migrate_when_reachable(db.clone(), settings.health_interval, stop);
+            background.push(tokio::spawn(retry));
+        }
         let (health, monitor_task) =
             HealthMonitor::start(probes, settings.health_interval, stop_rx).await;
+        background.push(monitor_task);
 
+        let jwt_secret = keys::load_or_create(&settings)?;
+        password::warm_up();
+        let auth = Auth::new(&settings, jwt_secret, redis.clone());
         let context = AppContext {
+            auth,
             settings: Arc::new(settings),
             db,
             redis,
@@ -91,7 +108,7 @@ impl Application {
             state,
             extra_routes: Router::new(),
             stop_background,
-            monitor_task,
+            background,
         })
     }
 
@@ -104,9 +121,9 @@ impl Application {
         self.state.health.clone()
     }
 
-    /// Adds routes beside the API, for embedders and for tests that need a handler the API
-    /// does not have (such as a deliberately slow one to exercise graceful shutdown).
-    pub fn merge_routes(mut self, routes: Router) -> Self {
+    /// Adds public routes (no authentication) beside the API, for tests that need a handler
+    /// the API does not have, such as a deliberately slow one to exercise graceful shutdown.
+    pub fn merge_public_routes(mut self, routes: Router) -> Self {
         self.extra_routes = self.extra_routes.merge(routes);
         self
     }
@@ -126,7 +143,8 @@ impl Application {
         };
         tracing::info!(addr = %self.addr, "listening");
 
-        let serve = axum::serve(self.listener, router).with_graceful_shutdown(signal);
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let serve = axum::serve(self.listener, service).with_graceful_shutdown(signal);
         let grace_over = async {
             let _ = shutdown_seen.wait_for(|seen| *seen).await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
@@ -140,9 +158,59 @@ impl Application {
         };
 
         let _ = self.stop_background.send(true);
-        let _ = self.monitor_task.await;
+        for task in self.background {
+            let _ = task.await;
+        }
         self.state.db.pool.close().await;
         tracing::info!("stopped");
         served.map_err(StartupError::Serve)
+    }
+}
+
+/// How long a start-up migration may wait for a PostgreSQL connection.
+const MIGRATE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, PartialEq, Eq)]
+enum Migrated {
+    /// Done, or failed in a way retrying will not fix (logged).
+    Settled,
+    /// PostgreSQL could not be reached; try again later.
+    RetryLater,
+}
+
+async fn migrate_once(db: &Database) -> Migrated {
+    let connection = tokio::time::timeout(MIGRATE_CONNECT_TIMEOUT, db.connect_one()).await;
+    let Ok(Ok(connection)) = connection else {
+        tracing::warn!("cannot reach PostgreSQL to apply migrations; will retry");
+        return Migrated::RetryLater;
+    };
+    match migrations::migrate(connection).await {
+        Ok(applied) => {
+            tracing::info!(applied = applied.len(), "schema is current");
+            Migrated::Settled
+        }
+        Err(migrations::MigrateError::Database(error)) => {
+            tracing::warn!(error = %error, "migration interrupted; will retry");
+            Migrated::RetryLater
+        }
+        Err(error) => {
+            // An altered or failing migration needs an operator; health reports it.
+            tracing::error!(error = %error, "migrations cannot be applied");
+            Migrated::Settled
+        }
+    }
+}
+
+/// Retries the start-up migration every `interval` until it settles or the server stops, so
+/// a server started while PostgreSQL was down becomes ready when PostgreSQL comes back.
+async fn migrate_when_reachable(db: Database, interval: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        if migrate_once(&db).await == Migrated::Settled {
+            return;
+        }
     }
 }

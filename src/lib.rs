@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod build_info;
 pub mod cache;
 pub mod cli;

@@ -3,7 +3,7 @@
 //! Internal causes go to the log, never into the body.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -13,6 +13,13 @@ pub enum ErrorCode {
     NotFound,
     MethodNotAllowed,
     BadRequest,
+    InvalidJson,
+    UnsupportedMediaType,
+    Unauthorized,
+    Forbidden,
+    RateLimited,
+    Conflict,
+    Unavailable,
     Internal,
 }
 
@@ -22,6 +29,13 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::BadRequest => "bad_request",
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::Unavailable => "service_unavailable",
             ErrorCode::Internal => "internal_error",
         }
     }
@@ -30,7 +44,13 @@ impl ErrorCode {
         match self {
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest | ErrorCode::InvalidJson => StatusCode::BAD_REQUEST,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -40,14 +60,34 @@ impl ErrorCode {
 pub struct ApiError {
     code: ErrorCode,
     message: String,
+    retry_after_s: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
+        Self { code, message: message.into(), retry_after_s: None }
+    }
+
+    /// 401 with a message that says what is wrong in general terms only.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unauthorized, message)
+    }
+
+    pub fn rate_limited(retry_after_s: u64) -> Self {
+        let message = format!("too many failed attempts; try again in {retry_after_s} s");
+        Self { retry_after_s: Some(retry_after_s), ..Self::new(ErrorCode::RateLimited, message) }
+    }
+
+    /// Our fault, logged with its cause; the caller sees only that it failed.
+    pub fn internal(context: &'static str, error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %error, "{context}");
+        Self::new(ErrorCode::Internal, "internal error; the server log has the details")
+    }
+
+    /// PostgreSQL (or another dependency) failed: a 503, since retrying later may work.
+    pub fn unavailable(context: &'static str, error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %error, "{context}");
+        Self::new(ErrorCode::Unavailable, "a service reelbase depends on is unavailable")
     }
 
     pub fn code(&self) -> ErrorCode {
@@ -58,6 +98,17 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code.as_str(), "message": self.message } });
-        (self.code.status(), Json(body)).into_response()
+        let mut response = (self.code.status(), Json(body)).into_response();
+        let headers = response.headers_mut();
+        if self.code == ErrorCode::Unauthorized {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer realm="reelbase""#),
+            );
+        }
+        if let Some(seconds) = self.retry_after_s {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }

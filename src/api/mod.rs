@@ -1,7 +1,9 @@
 //! The HTTP API: shared state, the router, and the responses for requests no route takes.
 
+mod auth;
 pub mod error;
 mod health;
+mod json;
 mod trace;
 
 use std::sync::Arc;
@@ -9,8 +11,10 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::http::{Method, Uri};
-use axum::routing::get;
+use axum::middleware;
+use axum::routing::{delete, get, post};
 
+use crate::auth::{Auth, require_caller};
 use crate::cache::Redis;
 use crate::config::Settings;
 use crate::db::Database;
@@ -40,12 +44,13 @@ pub struct AppContext {
     pub db: Database,
     pub redis: Arc<Redis>,
     pub health: HealthMonitor,
+    pub auth: Auth,
     /// Monotonic start time, for `uptime_ms`.
     pub started: Instant,
 }
 
-/// The whole API. `extra` holds routes added by embedders and tests; they are treated like
-/// the API's own.
+/// The whole API. `extra` holds routes added by embedders and tests; they are public (no
+/// authentication) and request-logged.
 ///
 /// The probes (`/health`, `/health/live`, `/health/ready`) are not request-logged: load
 /// balancers call them every few seconds, so their lines would drown the log, they never
@@ -58,10 +63,23 @@ pub fn router(state: AppState, extra: Router) -> Router {
         .route("/health/ready", get(health::ready))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone());
-    let logged = Router::<AppState>::new()
+    // Open to anyone, by exact path only.
+    let public = Router::new()
+        .route("/api/v1/auth/login", post(auth::login))
+        .route("/api/v1/auth/logout", post(auth::logout))
+        .with_state(state.clone())
+        .merge(extra);
+    // Everything else, including unknown paths, needs a caller: default deny.
+    let private = Router::new()
+        .route("/health/detailed", get(health::detailed))
+        .route("/api/v1/auth/me", get(auth::me))
+        .route("/api/v1/auth/api-keys", get(auth::list_keys).post(auth::create_key))
+        .route("/api/v1/auth/api-keys/{id}", delete(auth::revoke_key))
         .fallback(not_found)
-        .with_state(state)
-        .merge(extra)
+        .with_state(state.clone())
+        .layer(middleware::from_fn_with_state(state, require_caller));
+    let logged = public
+        .merge(private)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(trace::RequestLogLayer);
     probes.merge(logged)

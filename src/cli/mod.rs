@@ -1,21 +1,25 @@
 //! The command line: one file per command group.
 
+mod apikey;
 mod config;
+mod migrate;
 mod serve;
+mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::auth::password::PasswordError;
 use crate::config::{LoadNotes, Settings};
+use crate::db::migrations::{self, MigrateError};
+use crate::db::users::UserError;
+use crate::db::{Database, DbError};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "reelbase",
-    version,
-    about = "Self-hosted video asset intelligence server"
-)]
+#[command(name = "reelbase", version, about = "Self-hosted video asset intelligence server")]
 pub struct Cli {
     /// TOML settings file (overrides `REELBASE_CONFIG`); environment variables override it.
     #[arg(long, global = true, value_name = "PATH")]
@@ -31,10 +35,55 @@ pub enum Command {
     Serve,
     /// Print the effective configuration, with every secret redacted.
     Config,
+    /// Apply pending schema migrations (or, with --status, only show the schema state).
+    Migrate {
+        #[arg(long)]
+        status: bool,
+    },
+    /// Manage users.
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Apikey(apikey::ApiKeyCommand),
 }
 
 /// Exit code for settings that cannot be used (sysexits' EX_CONFIG).
 const EXIT_CONFIG: u8 = 78;
+/// Exit code for a service that cannot be reached (sysexits' EX_UNAVAILABLE).
+const EXIT_UNAVAILABLE: u8 = 69;
+/// Exit code for a command used wrongly (sysexits' EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+
+/// Why a command other than `serve` failed. Messages are for the operator at the terminal;
+/// none of them carries a password.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("PostgreSQL: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    BadUrl(#[from] DbError),
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error("cannot read the password: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl CliError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Usage(_) | CliError::User(UserError::Exists(_)) => ExitCode::from(EXIT_USAGE),
+            CliError::Database(_) | CliError::User(_) => ExitCode::from(EXIT_UNAVAILABLE),
+            _ => ExitCode::FAILURE,
+        }
+    }
+}
 
 pub fn run(cli: Cli) -> ExitCode {
     let (settings, notes) = match Settings::from_process_env(cli.config) {
@@ -47,7 +96,39 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve => serve::run(settings, notes),
         Command::Config => config::run(&settings, &notes),
+        Command::Migrate { status } => block_on(migrate::run(&settings, status)),
+        Command::User(command) => block_on(user::run(&settings, command)),
+        Command::Apikey(command) => block_on(apikey::run(&settings, command)),
     }
+}
+
+fn block_on(work: impl Future<Output = Result<ExitCode, CliError>>) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(work),
+        Err(error) => Err(CliError::Io(error)),
+    };
+    result.unwrap_or_else(|error| {
+        eprintln!("reelbase: {error}");
+        error.exit_code()
+    })
+}
+
+/// How long a command waits for PostgreSQL before saying it cannot reach it.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn connect(settings: &Settings) -> Result<Database, CliError> {
+    Ok(Database::connect_lazy_with_timeout(&settings.database_url, CONNECT_TIMEOUT)?)
+}
+
+/// Connects and, unless auto-migration is off, brings the schema up to date first, so the
+/// very first `reelbase user create` works on an empty database.
+async fn connect_migrated(settings: &Settings) -> Result<Database, CliError> {
+    let db = connect(settings)?;
+    if settings.auto_migrate {
+        migrations::migrate(db.connect_one().await?).await?;
+    }
+    Ok(db)
 }
 
 fn warn_unknown_env(notes: &LoadNotes) {

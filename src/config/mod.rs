@@ -67,6 +67,17 @@ pub struct Settings {
     /// A `tracing` filter directive, such as `info` or `reelbase=debug,tower_http=info`.
     pub log: String,
     pub log_format: LogFormat,
+    /// Apply pending migrations when `serve` (and the user and key commands) start.
+    pub auto_migrate: bool,
+    /// Mark the session cookie `Secure` (set it when reelbase is served over HTTPS).
+    pub cookie_secure: bool,
+    /// Accept an API key in the `api_key` query parameter (for clients that cannot set
+    /// headers). Off by default: URLs end up in proxies' and browsers' histories.
+    pub api_key_in_query: bool,
+    /// Failed logins allowed per username in the lockout window (four times that per client).
+    pub login_max_failures: u32,
+    /// Prepended to every Redis key, so several deployments can share one Redis.
+    pub redis_prefix: String,
     /// Where each value came from, for `reelbase config`.
     sources: Vec<(&'static str, Source)>,
 }
@@ -91,6 +102,11 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("health_slow_ms", "1000"),
     ("log", "info"),
     ("log_format", "pretty"),
+    ("auto_migrate", "true"),
+    ("cookie_secure", "false"),
+    ("api_key_in_query", "false"),
+    ("login_max_failures", "5"),
+    ("redis_prefix", "reelbase:"),
 ];
 
 impl Settings {
@@ -172,6 +188,11 @@ impl Settings {
             health_slow,
             log: p.required("log", parse::log_filter)?,
             log_format: p.required("log_format", parse::log_format)?,
+            auto_migrate: p.required("auto_migrate", parse::boolean)?,
+            cookie_secure: p.required("cookie_secure", parse::boolean)?,
+            api_key_in_query: p.required("api_key_in_query", parse::boolean)?,
+            login_max_failures: p.required("login_max_failures", parse::count)?,
+            redis_prefix: p.required("redis_prefix", parse::text)?,
             sources: p.sources(),
         })
     }

@@ -177,3 +177,13 @@ pub fn log_format(raw: &str) -> ParseResult<LogFormat> {
         _ => Err("`pretty` or `json`"),
     }
 }
+
+/// A whole number from 1 to 1000.
+pub fn count(raw: &str) -> ParseResult<u32> {
+    const EXPECTED: &str = "a whole number from 1 to 1000";
+    let n: u32 = raw.trim().parse().map_err(|_| EXPECTED)?;
+    if !(1..=1000).contains(&n) {
+        return Err(EXPECTED);
+    }
+    Ok(n)
+}

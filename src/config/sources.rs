@@ -33,6 +33,11 @@ pub const KEYS: &[&str] = &[
     "health_slow_ms",
     "log",
     "log_format",
+    "auto_migrate",
+    "cookie_secure",
+    "api_key_in_query",
+    "login_max_failures",
+    "redis_prefix",
 ];
 
 /// Keys whose values are never echoed back, not even in an error message.

@@ -1,11 +1,16 @@
 //! The PostgreSQL pool. It connects lazily, so the server starts while PostgreSQL is down, and
 //! it replaces broken connections by itself, so it recovers when PostgreSQL comes back.
 
+pub mod api_keys;
+pub mod migrations;
+pub mod sessions;
+pub mod users;
+
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::ConnectOptions;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection};
 
 use crate::config::ServiceUrl;
 
@@ -30,6 +35,11 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Database {
     pub fn connect_lazy(url: &ServiceUrl) -> Result<Self, DbError> {
+        Self::connect_lazy_with_timeout(url, ACQUIRE_TIMEOUT)
+    }
+
+    /// As `connect_lazy`, with how long a caller waits for a connection.
+    pub fn connect_lazy_with_timeout(url: &ServiceUrl, acquire: Duration) -> Result<Self, DbError> {
         let options = PgConnectOptions::from_str(url.expose().as_str())
             .map_err(|_| DbError::BadUrl)?
             .application_name("reelbase")
@@ -39,10 +49,20 @@ impl Database {
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .min_connections(0)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(acquire)
             .idle_timeout(Duration::from_secs(300))
             .connect_lazy_with(options.clone());
         Ok(Self { pool, options })
+    }
+
+    /// One connection outside the pool, for work that holds session state (advisory locks).
+    /// Bounded by the pool's acquire timeout, so a silent server cannot hang the caller.
+    pub async fn connect_one(&self) -> Result<PgConnection, sqlx::Error> {
+        let timeout = self.pool.options().get_acquire_timeout();
+        match tokio::time::timeout(timeout, PgConnection::connect_with(&self.options)).await {
+            Ok(result) => result,
+            Err(_) => Err(sqlx::Error::PoolTimedOut),
+        }
     }
 
     /// Where PostgreSQL is reached: a Unix socket folder, or a host and port.

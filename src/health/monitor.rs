@@ -16,7 +16,7 @@ use tokio::time::MissedTickBehavior;
 use super::checks::{self, Limits};
 use super::snapshot::{Snapshot, Status};
 use crate::cache::Redis;
-use crate::db::Database;
+use crate::db::{Database, migrations};
 
 /// What the monitor checks, and how.
 #[derive(Clone)]
@@ -100,12 +100,18 @@ impl HealthMonitor {
 }
 
 async fn run_round(probes: &Probes, round: u64) -> Snapshot {
-    let (postgres, redis) = tokio::join!(
+    let schema = async {
+        let status = migrations::status(&probes.db.pool);
+        tokio::time::timeout(probes.limits.timeout, status).await.ok().and_then(Result::ok)
+    };
+    let (postgres, redis, schema) = tokio::join!(
         checks::postgres(&probes.db, probes.limits),
         checks::redis(&probes.redis, probes.limits),
+        schema,
     );
     Snapshot {
         services: vec![("postgres", postgres), ("redis", redis)],
+        schema,
         taken_at: SystemTime::now(),
         taken_instant: Instant::now(),
         round,

@@ -5,6 +5,8 @@ use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
+use crate::db::migrations::SchemaStatus;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -77,6 +79,8 @@ pub struct Snapshot {
     pub taken_instant: Instant,
     /// Rounds completed since start; the first snapshot is round 1.
     pub round: u64,
+    /// Migration state, when PostgreSQL answered.
+    pub schema: Option<SchemaStatus>,
 }
 
 impl Snapshot {
@@ -100,10 +104,12 @@ impl Snapshot {
             .map(|(_, health)| health)
     }
 
-    /// Ready to take work: the services every request path needs are `ok`.
+    /// Ready to take work: the services every request path needs are `ok` and the schema is
+    /// current.
     pub fn is_ready(&self) -> bool {
-        ["postgres", "redis"]
+        let services_ok = ["postgres", "redis"]
             .iter()
-            .all(|name| self.service(name).is_some_and(|h| h.status == Status::Ok))
+            .all(|name| self.service(name).is_some_and(|h| h.status == Status::Ok));
+        services_ok && self.schema.as_ref().is_some_and(|schema| schema.ok)
     }
 }

@@ -28,7 +28,7 @@ async fn request_in_flight_when_shutdown_starts_completes() {
     let app = Application::build(test_settings(&db))
         .await
         .unwrap()
-        .merge_routes(slow);
+        .merge_public_routes(slow);
     let url = format!("http://{}/test/slow", app.local_addr());
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
