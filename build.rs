@@ -69,10 +69,17 @@ fn watch_git_head() {
 /// embedded by adding its file. Names must be `NNNN_words.sql`: the number fixes the order.
 fn embed_migrations() {
     println!("cargo:rerun-if-changed=migrations");
-    let dir = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("migrations");
+    let dir =
+        std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("migrations");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .expect("migrations/ exists")
-        .map(|entry| entry.expect("readable entry").file_name().to_string_lossy().into_owned())
+        .map(|entry| {
+            entry
+                .expect("readable entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|name| name.ends_with(".sql"))
         .collect();
     names.sort();
@@ -84,9 +91,15 @@ fn embed_migrations() {
             && rest.trim_end_matches(".sql")[1..]
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        assert!(valid, "migration {name:?} must be named NNNN_lowercase_words.sql");
+        assert!(
+            valid,
+            "migration {name:?} must be named NNNN_lowercase_words.sql"
+        );
         let path = dir.join(name);
-        code.push_str(&format!("    ({name:?}, include_str!({:?})),\n", path.display().to_string()));
+        code.push_str(&format!(
+            "    ({name:?}, include_str!({:?})),\n",
+            path.display().to_string()
+        ));
     }
     code.push_str("];\n");
     let out = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("migrations.rs");

@@ -36,11 +36,16 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let client = peer.ip();
     let limiter = &state.auth.limiter;
-    limiter.check(client, &request.username).await.map_err(ApiError::rate_limited)?;
+    limiter
+        .check(client, &request.username)
+        .await
+        .map_err(ApiError::rate_limited)?;
 
     let pool = &state.db.pool;
     let unavailable = |e: sqlx::Error| ApiError::unavailable("cannot look up the user", &e);
-    let user = users::find_by_name(pool, &request.username).await.map_err(unavailable)?;
+    let user = users::find_by_name(pool, &request.username)
+        .await
+        .map_err(unavailable)?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     // Always verify, against a dummy hash when there is no such user: same time either way.
     let password_ok = password::verify(request.password, stored).await;
@@ -55,10 +60,17 @@ pub async fn login(
     limiter.clear_user(client, &request.username).await;
 
     let session = tokens::random_token().map_err(|e| ApiError::internal("no randomness", &e))?;
-    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc());
-    sessions::create(pool, &tokens::sha256_hex(&session), user.id, now + SESSION_TTL)
-        .await
-        .map_err(|e| ApiError::unavailable("cannot store the session", &e))?;
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| OffsetDateTime::now_utc());
+    sessions::create(
+        pool,
+        &tokens::sha256_hex(&session),
+        user.id,
+        now + SESSION_TTL,
+    )
+    .await
+    .map_err(|e| ApiError::unavailable("cannot store the session", &e))?;
     let jti = tokens::random_token().map_err(|e| ApiError::internal("no randomness", &e))?;
     let expires = now + JWT_TTL;
     let claims = Claims {
@@ -75,7 +87,11 @@ pub async fn login(
         "user": { "username": user.username, "role": user.role },
     });
     tracing::info!(user = %user.username, client = %client, "user logged in");
-    let cookie = session_cookie_header(&session, SESSION_TTL.whole_seconds(), state.auth.cookie_secure);
+    let cookie = session_cookie_header(
+        &session,
+        SESSION_TTL.whole_seconds(),
+        state.auth.cookie_secure,
+    );
     Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
@@ -90,23 +106,34 @@ fn session_cookie_header(value: &str, max_age_s: i64, secure: bool) -> HeaderVal
 
 /// Ends the session behind the cookie and revokes the presented JWT, whichever are valid.
 /// Always answers 200: logging out twice, or with nothing, leaves nobody logged in.
-pub async fn logout(State(state): State<AppState>, request: axum::extract::Request) -> Result<Response, ApiError> {
+pub async fn logout(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
     let (parts, _) = request.into_parts();
     let pool = &state.db.pool;
     let unavailable = |e: sqlx::Error| ApiError::unavailable("cannot log out", &e);
     if let Some(token) = session_cookie(&parts) {
-        sessions::delete(pool, &tokens::sha256_hex(token)).await.map_err(unavailable)?;
+        sessions::delete(pool, &tokens::sha256_hex(token))
+            .await
+            .map_err(unavailable)?;
     }
     if let Some(token) = bearer(&parts.headers) {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         if let Ok(claims) = state.auth.jwt.verify(token, now) {
             let expires = OffsetDateTime::from_unix_timestamp(claims.exp)
                 .unwrap_or_else(|_| OffsetDateTime::now_utc() + JWT_TTL);
-            sessions::revoke_token(pool, &claims.jti, expires).await.map_err(unavailable)?;
+            sessions::revoke_token(pool, &claims.jti, expires)
+                .await
+                .map_err(unavailable)?;
         }
     }
     let cookie = session_cookie_header("", 0, state.auth.cookie_secure);
-    Ok(([(header::SET_COOKIE, cookie)], Json(json!({ "success": true }))).into_response())
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Json(json!({ "success": true })),
+    )
+        .into_response())
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -128,11 +155,17 @@ fn require_admin(caller: &Caller) -> Result<(), ApiError> {
         Ok(())
     } else {
         tracing::warn!(method = ?caller.method, "admin route refused to a non-admin");
-        Err(ApiError::new(ErrorCode::Forbidden, "this needs the admin role"))
+        Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "this needs the admin role",
+        ))
     }
 }
 
-pub async fn list_keys(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+pub async fn list_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
     require_admin(&caller)?;
     let keys = api_keys::list(&state.db.pool, None)
         .await
@@ -177,7 +210,10 @@ pub async fn revoke_key(
         .await
         .map_err(|e| ApiError::unavailable("cannot revoke the API key", &e))?;
     if !revoked {
-        return Err(ApiError::new(ErrorCode::NotFound, "no live API key with that id"));
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            "no live API key with that id",
+        ));
     }
     tracing::info!(key_id = id, "API key revoked");
     Ok(Json(json!({ "success": true })).into_response())

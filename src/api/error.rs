@@ -65,7 +65,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), retry_after_s: None }
+        Self {
+            code,
+            message: message.into(),
+            retry_after_s: None,
+        }
     }
 
     /// 401 with a message that says what is wrong in general terms only.
@@ -75,19 +79,28 @@ impl ApiError {
 
     pub fn rate_limited(retry_after_s: u64) -> Self {
         let message = format!("too many failed attempts; try again in {retry_after_s} s");
-        Self { retry_after_s: Some(retry_after_s), ..Self::new(ErrorCode::RateLimited, message) }
+        Self {
+            retry_after_s: Some(retry_after_s),
+            ..Self::new(ErrorCode::RateLimited, message)
+        }
     }
 
     /// Our fault, logged with its cause; the caller sees only that it failed.
     pub fn internal(context: &'static str, error: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %error, "{context}");
-        Self::new(ErrorCode::Internal, "internal error; the server log has the details")
+        Self::new(
+            ErrorCode::Internal,
+            "internal error; the server log has the details",
+        )
     }
 
     /// PostgreSQL (or another dependency) failed: a 503, since retrying later may work.
     pub fn unavailable(context: &'static str, error: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %error, "{context}");
-        Self::new(ErrorCode::Unavailable, "a service reelbase depends on is unavailable")
+        Self::new(
+            ErrorCode::Unavailable,
+            "a service reelbase depends on is unavailable",
+        )
     }
 
     pub fn code(&self) -> ErrorCode {

@@ -83,7 +83,12 @@ pub async fn detailed(State(state): State<AppState>, _caller: Caller) -> Respons
     let services: serde_json::Map<String, serde_json::Value> = snapshot
         .services
         .iter()
-        .map(|(name, health)| ((*name).to_owned(), serde_json::to_value(health).unwrap_or_default()))
+        .map(|(name, health)| {
+            (
+                (*name).to_owned(),
+                serde_json::to_value(health).unwrap_or_default(),
+            )
+        })
         .collect();
     let body = serde_json::json!({
         "status": snapshot.overall(),

@@ -73,7 +73,10 @@ pub fn router(state: AppState, extra: Router) -> Router {
     let private = Router::new()
         .route("/health/detailed", get(health::detailed))
         .route("/api/v1/auth/me", get(auth::me))
-        .route("/api/v1/auth/api-keys", get(auth::list_keys).post(auth::create_key))
+        .route(
+            "/api/v1/auth/api-keys",
+            get(auth::list_keys).post(auth::create_key),
+        )
         .route("/api/v1/auth/api-keys/{id}", delete(auth::revoke_key))
         .fallback(not_found)
         .with_state(state.clone())

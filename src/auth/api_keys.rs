@@ -51,8 +51,14 @@ pub async fn create_api_key(
     let key = tokens::new_api_key()?;
     let expires_at = OffsetDateTime::now_utc() + time::Duration::days(days);
     let prefix = tokens::display_prefix(&key);
-    let info =
-        api_keys::create(pool, user.id, name, &prefix, &tokens::sha256_hex(&key), expires_at)
-            .await?;
+    let info = api_keys::create(
+        pool,
+        user.id,
+        name,
+        &prefix,
+        &tokens::sha256_hex(&key),
+        expires_at,
+    )
+    .await?;
     Ok(CreatedKey { key, info })
 }

@@ -45,15 +45,21 @@ fn credential(parts: &Parts, query_keys: bool) -> Result<Option<Credential<'_>>,
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
                 Ok(Some(Credential::Bearer(token.trim())))
             }
-            _ => Err(ApiError::unauthorized("the Authorization header must be `Bearer <token>`")),
+            _ => Err(ApiError::unauthorized(
+                "the Authorization header must be `Bearer <token>`",
+            )),
         };
     }
     if let Some(value) = parts.headers.get("x-api-key") {
-        return Ok(Some(Credential::ApiKey(value.to_str().unwrap_or_default().trim())));
+        return Ok(Some(Credential::ApiKey(
+            value.to_str().unwrap_or_default().trim(),
+        )));
     }
     if query_keys {
         let query = parts.uri.query().unwrap_or_default();
-        let key = query.split('&').find_map(|pair| pair.strip_prefix("api_key="));
+        let key = query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("api_key="));
         if let Some(key) = key {
             return Ok(Some(Credential::ApiKey(key)));
         }
@@ -94,7 +100,10 @@ pub async fn identify(state: &AppState, parts: &Parts) -> Result<Caller, ApiErro
                 tracing::warn!(reason = %error, "bearer token refused");
                 ApiError::unauthorized("the token is invalid or expired")
             })?;
-            if sessions::is_revoked(pool, &claims.jti).await.map_err(unavailable)? {
+            if sessions::is_revoked(pool, &claims.jti)
+                .await
+                .map_err(unavailable)?
+            {
                 return Err(ApiError::unauthorized("the token has been revoked"));
             }
             let user = users::find_by_name(pool, &claims.sub)
@@ -107,7 +116,9 @@ pub async fn identify(state: &AppState, parts: &Parts) -> Result<Caller, ApiErro
             let user = api_keys::find_user(pool, &tokens::sha256_hex(key))
                 .await
                 .map_err(unavailable)?
-                .ok_or_else(|| ApiError::unauthorized("the API key is invalid, expired or revoked"))?;
+                .ok_or_else(|| {
+                    ApiError::unauthorized("the API key is invalid, expired or revoked")
+                })?;
             (user, AuthMethod::ApiKey, None)
         }
     };
@@ -119,13 +130,23 @@ fn caller(user: User, method: AuthMethod, claims: Option<Claims>) -> Result<Call
         tracing::warn!(method = ?method, "credentials of a disabled user refused");
         return Err(ApiError::unauthorized("this account is disabled"));
     }
-    Ok(Caller { user_id: user.id, username: user.username, role: user.role, method, claims })
+    Ok(Caller {
+        user_id: user.id,
+        username: user.username,
+        role: user.role,
+        method,
+        claims,
+    })
 }
 
 /// Middleware for every route that is not explicitly public: refuses anonymous and invalid
 /// callers with 401 before routing, so unknown paths and spelling variants of private ones
 /// (`/HEALTH/detailed`, `/health/detailed/`, encoded slashes) never reveal anything.
-pub async fn require_caller(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_caller(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let (mut parts, body) = request.into_parts();
     match identify(&state, &parts).await {
         Ok(caller) => {
@@ -133,9 +154,16 @@ pub async fn require_caller(State(state): State<AppState>, request: Request, nex
             next.run(Request::from_parts(parts, body)).await
         }
         Err(error) => {
-            let route = parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str);
+            let route = parts
+                .extensions
+                .get::<MatchedPath>()
+                .map(MatchedPath::as_str);
             let route = route.unwrap_or("unmatched");
-            tracing::warn!(route, code = error.code().as_str(), "request refused: not authenticated");
+            tracing::warn!(
+                route,
+                code = error.code().as_str(),
+                "request refused: not authenticated"
+            );
             error.into_response()
         }
     }

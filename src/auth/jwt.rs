@@ -59,7 +59,10 @@ impl JwtKey {
     }
 
     pub fn sign(&self, claims: &Claims) -> String {
-        let header = Header { alg: "HS256".into(), typ: Some("JWT".into()) };
+        let header = Header {
+            alg: "HS256".into(),
+            typ: Some("JWT".into()),
+        };
         let encode = |value: &[u8]| URL_SAFE_NO_PAD.encode(value);
         let head = encode(&serde_json::to_vec(&header).expect("header serialises"));
         let body = encode(&serde_json::to_vec(claims).expect("claims serialise"));
@@ -78,7 +81,11 @@ impl JwtKey {
         else {
             return Err(JwtError::Malformed);
         };
-        let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| JwtError::Malformed);
+        let decode = |part: &str| {
+            URL_SAFE_NO_PAD
+                .decode(part)
+                .map_err(|_| JwtError::Malformed)
+        };
         let header: Header =
             serde_json::from_slice(&decode(head)?).map_err(|_| JwtError::Malformed)?;
         if header.alg != "HS256" {
@@ -88,7 +95,8 @@ impl JwtKey {
         mac.update(head.as_bytes());
         mac.update(b".");
         mac.update(body.as_bytes());
-        mac.verify_slice(&decode(signature)?).map_err(|_| JwtError::Signature)?;
+        mac.verify_slice(&decode(signature)?)
+            .map_err(|_| JwtError::Signature)?;
         let claims: Claims =
             serde_json::from_slice(&decode(body)?).map_err(|_| JwtError::Malformed)?;
         if claims.exp <= now || claims.iat > now + MAX_SKEW_S {
@@ -107,7 +115,13 @@ mod tests {
     }
 
     fn claims(exp: i64) -> Claims {
-        Claims { sub: "ana".into(), role: "admin".into(), jti: "j1".into(), exp, iat: 1_000 }
+        Claims {
+            sub: "ana".into(),
+            role: "admin".into(),
+            jti: "j1".into(),
+            exp,
+            iat: 1_000,
+        }
     }
 
     #[test]
@@ -130,7 +144,11 @@ mod tests {
         for alg in ["none", "HS512", "RS256", "hs256"] {
             let head = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
             for token in [format!("{head}.{body}."), format!("{head}.{body}.AAAA")] {
-                assert_eq!(key("k").verify(&token, 1_500), Err(JwtError::Algorithm), "{alg}");
+                assert_eq!(
+                    key("k").verify(&token, 1_500),
+                    Err(JwtError::Algorithm),
+                    "{alg}"
+                );
             }
         }
     }
@@ -142,13 +160,20 @@ mod tests {
         let mut forged = claims(2_000);
         forged.role = "superuser".into();
         parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
-        assert_eq!(key("k").verify(&parts.join("."), 1_500), Err(JwtError::Signature));
+        assert_eq!(
+            key("k").verify(&parts.join("."), 1_500),
+            Err(JwtError::Signature)
+        );
     }
 
     #[test]
     fn garbage_is_malformed() {
         for token in ["", "a.b", "a.b.c.d", "!!.??.**", "e30.e30"] {
-            assert_eq!(key("k").verify(token, 0), Err(JwtError::Malformed), "{token:?}");
+            assert_eq!(
+                key("k").verify(token, 0),
+                Err(JwtError::Malformed),
+                "{token:?}"
+            );
         }
     }
 }

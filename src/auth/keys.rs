@@ -31,7 +31,10 @@ pub fn load_or_create(settings: &Settings) -> Result<Secret, KeyError> {
         return Ok(secret.clone());
     }
     let path = settings.data_dir.join("secrets").join("jwt.key");
-    let file_error = |reason: String| KeyError::File { path: path.clone(), reason };
+    let file_error = |reason: String| KeyError::File {
+        path: path.clone(),
+        reason,
+    };
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let mode = std::fs::metadata(&path).map_err(|e| file_error(e.to_string()))?;
@@ -50,15 +53,23 @@ pub fn load_or_create(settings: &Settings) -> Result<Secret, KeyError> {
 }
 
 fn create(path: &Path) -> Result<Secret, KeyError> {
-    let file_error = |reason: String| KeyError::File { path: path.to_owned(), reason };
+    let file_error = |reason: String| KeyError::File {
+        path: path.to_owned(),
+        reason,
+    };
     let dir = path.parent().expect("the key path has a folder");
     std::fs::create_dir_all(dir).map_err(|e| file_error(e.to_string()))?;
     let secret = tokens::random_token().map_err(|e| file_error(e.to_string()))?;
     // create_new: if another instance wins the race, read its key instead of overwriting it.
-    let opened = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+    let opened = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
     match opened {
         Ok(mut file) => {
-            file.write_all(secret.as_bytes()).map_err(|e| file_error(e.to_string()))?;
+            file.write_all(secret.as_bytes())
+                .map_err(|e| file_error(e.to_string()))?;
             tracing::info!(path = %path.display(), "generated a new JWT signing key");
             Ok(Secret::new(secret))
         }

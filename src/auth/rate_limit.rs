@@ -26,7 +26,13 @@ impl LoginLimiter {
         // attacker spraying one password over many names is still stopped.
         let per_client = per_user.saturating_mul(4);
         let prefix = prefix.to_owned();
-        Self { redis, prefix, per_user, per_client, local: Mutex::new(HashMap::new()) }
+        Self {
+            redis,
+            prefix,
+            per_user,
+            per_client,
+            local: Mutex::new(HashMap::new()),
+        }
     }
 
     fn keys(&self, client: IpAddr, username: &str) -> [(String, bool); 2] {
@@ -41,7 +47,11 @@ impl LoginLimiter {
     /// `Err(seconds)` when either limit is reached: the caller answers 429 with Retry-After.
     pub async fn check(&self, client: IpAddr, username: &str) -> Result<(), u64> {
         for (key, is_user) in self.keys(client, username) {
-            let limit = if is_user { self.per_user } else { self.per_client };
+            let limit = if is_user {
+                self.per_user
+            } else {
+                self.per_client
+            };
             let (count, ttl) = self.read(&key).await;
             if count >= limit {
                 return Err(ttl.max(1));
@@ -73,9 +83,14 @@ impl LoginLimiter {
     pub async fn clear_user(&self, client: IpAddr, username: &str) {
         let [(user_key, _), _] = self.keys(client, username);
         let mut conn = self.redis.connection();
-        let _: redis::RedisResult<()> =
-            redis::cmd("DEL").arg(&user_key).query_async(&mut conn).await;
-        self.local.lock().unwrap_or_else(|p| p.into_inner()).remove(&user_key);
+        let _: redis::RedisResult<()> = redis::cmd("DEL")
+            .arg(&user_key)
+            .query_async(&mut conn)
+            .await;
+        self.local
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&user_key);
     }
 
     /// The failure count and the seconds until it expires, from Redis or else from memory.

@@ -50,7 +50,10 @@ mod tests {
         let (a, b) = (new_api_key().unwrap(), new_api_key().unwrap());
         assert!(a.starts_with("rbk_") && a.len() == 4 + 43, "{a}");
         assert_ne!(a, b);
-        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-'));
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        );
         assert_eq!(display_prefix(&a).len(), 10);
     }
 

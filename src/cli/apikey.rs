@@ -33,7 +33,11 @@ pub async fn run(settings: &Settings, command: ApiKeyCommand) -> Result<ExitCode
     let db = connect_migrated(settings).await?;
     let pool = &db.pool;
     match command {
-        ApiKeyCommand::Create { user, name, expires_days } => {
+        ApiKeyCommand::Create {
+            user,
+            name,
+            expires_days,
+        } => {
             let created = create_api_key(pool, &user, &name, expires_days)
                 .await
                 .map_err(|e| CliError::Usage(e.to_string()))?;
@@ -47,7 +51,11 @@ pub async fn run(settings: &Settings, command: ApiKeyCommand) -> Result<ExitCode
         }
         ApiKeyCommand::List { user } => {
             for key in api_keys::list(pool, user.as_deref()).await? {
-                let state = if key.revoked_at.is_some() { "revoked" } else { "live" };
+                let state = if key.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "live"
+                };
                 println!(
                     "{}\t{}\t{}\t{}…\texpires {}\t{state}",
                     key.id,

@@ -19,7 +19,11 @@ use crate::db::users::UserError;
 use crate::db::{Database, DbError};
 
 #[derive(Debug, Parser)]
-#[command(name = "reelbase", version, about = "Self-hosted video asset intelligence server")]
+#[command(
+    name = "reelbase",
+    version,
+    about = "Self-hosted video asset intelligence server"
+)]
 pub struct Cli {
     /// TOML settings file (overrides `REELBASE_CONFIG`); environment variables override it.
     #[arg(long, global = true, value_name = "PATH")]
@@ -103,7 +107,9 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn block_on(work: impl Future<Output = Result<ExitCode, CliError>>) -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
     let result = match runtime {
         Ok(runtime) => runtime.block_on(work),
         Err(error) => Err(CliError::Io(error)),
@@ -118,7 +124,10 @@ fn block_on(work: impl Future<Output = Result<ExitCode, CliError>>) -> ExitCode 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn connect(settings: &Settings) -> Result<Database, CliError> {
-    Ok(Database::connect_lazy_with_timeout(&settings.database_url, CONNECT_TIMEOUT)?)
+    Ok(Database::connect_lazy_with_timeout(
+        &settings.database_url,
+        CONNECT_TIMEOUT,
+    )?)
 }
 
 /// Connects and, unless auto-migration is off, brings the schema up to date first, so the

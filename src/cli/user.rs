@@ -68,12 +68,18 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<ExitCode, 
 }
 
 fn found(exists: bool, name: &str) -> Result<(), CliError> {
-    if exists { Ok(()) } else { Err(CliError::Usage(format!("no user named {name:?}"))) }
+    if exists {
+        Ok(())
+    } else {
+        Err(CliError::Usage(format!("no user named {name:?}")))
+    }
 }
 
 fn validate_name(name: &str) -> Result<(), CliError> {
     let ok = (1..=64).contains(&name.chars().count())
-        && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
     if ok {
         Ok(())
     } else {

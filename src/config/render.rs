@@ -69,7 +69,10 @@ impl Settings {
             ("auto_migrate", Some(self.auto_migrate.to_string())),
             ("cookie_secure", Some(self.cookie_secure.to_string())),
             ("api_key_in_query", Some(self.api_key_in_query.to_string())),
-            ("login_max_failures", Some(self.login_max_failures.to_string())),
+            (
+                "login_max_failures",
+                Some(self.login_max_failures.to_string()),
+            ),
             ("redis_prefix", Some(quote(&self.redis_prefix))),
         ]
     }

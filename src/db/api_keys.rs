@@ -37,8 +37,19 @@ type InfoRow = (
 const INFO_COLUMNS: &str = "k.id, u.username, k.name, k.prefix, k.created_at, k.expires_at, \
                             k.revoked_at, k.last_used_at";
 
-fn info((id, username, name, prefix, created_at, expires_at, revoked_at, last_used_at): InfoRow) -> ApiKeyInfo {
-    ApiKeyInfo { id, username, name, prefix, created_at, expires_at, revoked_at, last_used_at }
+fn info(
+    (id, username, name, prefix, created_at, expires_at, revoked_at, last_used_at): InfoRow,
+) -> ApiKeyInfo {
+    ApiKeyInfo {
+        id,
+        username,
+        name,
+        prefix,
+        created_at,
+        expires_at,
+        revoked_at,
+        last_used_at,
+    }
 }
 
 pub async fn create(
@@ -90,11 +101,10 @@ pub async fn list(pool: &PgPool, username: Option<&str>) -> Result<Vec<ApiKeyInf
 
 /// Revokes a key; returns whether a live key with that id existed.
 pub async fn revoke(pool: &PgPool, id: i64) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
-    )
-    .bind(id)
-    .execute(pool)
-    .await?;
+    let done =
+        sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .execute(pool)
+            .await?;
     Ok(done.rows_affected() == 1)
 }

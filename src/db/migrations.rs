@@ -35,7 +35,10 @@ pub enum MigrateError {
     )]
     Altered(Vec<String>),
     #[error("migration {filename} failed: {source}")]
-    Failed { filename: &'static str, source: sqlx::Error },
+    Failed {
+        filename: &'static str,
+        source: sqlx::Error,
+    },
 }
 
 /// A migration shipped in this binary.
@@ -52,7 +55,9 @@ impl Migration {
 }
 
 pub fn shipped() -> impl Iterator<Item = Migration> {
-    embedded::MIGRATIONS.iter().map(|(filename, sql)| Migration { filename, sql })
+    embedded::MIGRATIONS
+        .iter()
+        .map(|(filename, sql)| Migration { filename, sql })
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -86,7 +91,10 @@ async fn applied_rows(conn: &mut PgConnection) -> Result<Vec<AppliedRow>, sqlx::
     )
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows.into_iter().map(|(filename, checksum)| AppliedRow { filename, checksum }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(filename, checksum)| AppliedRow { filename, checksum })
+        .collect())
 }
 
 /// Reads the migration state without changing anything.
@@ -96,12 +104,18 @@ pub async fn status(pool: &PgPool) -> Result<SchemaStatus, sqlx::Error> {
         sqlx::query_scalar("SELECT to_regclass('schema_migrations') IS NOT NULL")
             .fetch_one(&mut *conn)
             .await?;
-    let rows = if table_exists { applied_rows(&mut conn).await? } else { Vec::new() };
+    let rows = if table_exists {
+        applied_rows(&mut conn).await?
+    } else {
+        Vec::new()
+    };
     Ok(compare(table_exists, &rows))
 }
 
 fn compare(table_exists: bool, rows: &[AppliedRow]) -> SchemaStatus {
-    let name = |filename: &str| MigrationName { filename: filename.to_owned() };
+    let name = |filename: &str| MigrationName {
+        filename: filename.to_owned(),
+    };
     let shipped: Vec<Migration> = shipped().collect();
     let applied: Vec<MigrationName> = rows.iter().map(|r| name(&r.filename)).collect();
     let required = shipped
@@ -111,7 +125,11 @@ fn compare(table_exists: bool, rows: &[AppliedRow]) -> SchemaStatus {
         .collect::<Vec<_>>();
     let altered = rows
         .iter()
-        .filter(|r| shipped.iter().any(|m| m.filename == r.filename && m.checksum() != r.checksum))
+        .filter(|r| {
+            shipped
+                .iter()
+                .any(|m| m.filename == r.filename && m.checksum() != r.checksum)
+        })
         .map(|r| name(&r.filename))
         .collect::<Vec<_>>();
     let unknown = rows
@@ -120,17 +138,30 @@ fn compare(table_exists: bool, rows: &[AppliedRow]) -> SchemaStatus {
         .map(|r| name(&r.filename))
         .collect::<Vec<_>>();
     let ok = table_exists && required.is_empty() && altered.is_empty() && unknown.is_empty();
-    SchemaStatus { table_exists, applied, required, altered, unknown, ok }
+    SchemaStatus {
+        table_exists,
+        applied,
+        required,
+        altered,
+        unknown,
+        ok,
+    }
 }
 
 /// Applies every shipped migration not yet applied, each in its own transaction. Returns the
 /// names it applied. `connect` opens a connection outside the pool: the advisory lock lives
 /// as long as that connection, never in a pooled one that could outlive this call.
 pub async fn migrate(mut conn: PgConnection) -> Result<Vec<&'static str>, MigrateError> {
-    sqlx::query("SELECT pg_advisory_lock($1)").bind(LOCK_KEY).execute(&mut conn).await?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(LOCK_KEY)
+        .execute(&mut conn)
+        .await?;
     let result = apply_pending(&mut conn).await;
     // Closing the connection releases the lock even if the unlock below fails.
-    let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(LOCK_KEY).execute(&mut conn).await;
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(LOCK_KEY)
+        .execute(&mut conn)
+        .await;
     let _ = conn.close().await;
     result
 }
@@ -146,10 +177,15 @@ async fn apply_pending(conn: &mut PgConnection) -> Result<Vec<&'static str>, Mig
     }
     let mut done = Vec::new();
     for migration in shipped().filter(|m| !rows.iter().any(|r| r.filename == m.filename)) {
-        let failed = |source| MigrateError::Failed { filename: migration.filename, source };
+        let failed = |source| MigrateError::Failed {
+            filename: migration.filename,
+            source,
+        };
         let mut tx = conn.begin().await?;
         // raw_sql: a migration file may hold several statements.
-        tx.execute(sqlx::raw_sql(migration.sql)).await.map_err(failed)?;
+        tx.execute(sqlx::raw_sql(migration.sql))
+            .await
+            .map_err(failed)?;
         sqlx::query("INSERT INTO schema_migrations (filename, checksum) VALUES ($1, $2)")
             .bind(migration.filename)
             .bind(migration.checksum())

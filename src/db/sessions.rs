@@ -46,7 +46,9 @@ pub async fn revoke_token(
     jti: &str,
     expires_at: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < now()").execute(pool).await?;
+    sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < now()")
+        .execute(pool)
+        .await?;
     sqlx::query(
         "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
     )

@@ -52,10 +52,17 @@ fn from_row((id, username, role, password_hash, disabled): UserRow) -> User {
     // The table's CHECK constraint admits only the two roles; anything else is treated as the
     // lesser one rather than trusted.
     let role = Role::parse(&role).unwrap_or(Role::User);
-    User { id, username, role, password_hash, disabled }
+    User {
+        id,
+        username,
+        role,
+        password_hash,
+        disabled,
+    }
 }
 
-pub const USER_COLUMNS: &str = "u.id, u.username, u.role, u.password_hash, u.disabled_at IS NOT NULL";
+pub const USER_COLUMNS: &str =
+    "u.id, u.username, u.role, u.password_hash, u.disabled_at IS NOT NULL";
 
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
@@ -131,7 +138,11 @@ pub async fn set_password(pool: &PgPool, username: &str, hash: &str) -> Result<b
 /// Disables (or re-enables) a user. Disabling also ends the user's sessions; their JWTs and
 /// API keys stop working because every request checks the flag. Returns whether the user
 /// exists.
-pub async fn set_disabled(pool: &PgPool, username: &str, disabled: bool) -> Result<bool, sqlx::Error> {
+pub async fn set_disabled(
+    pool: &PgPool,
+    username: &str,
+    disabled: bool,
+) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let id: Option<i64> = sqlx::query_scalar(
         "UPDATE users SET disabled_at = CASE WHEN $2 THEN now() ELSE NULL END, updated_at = now() \
@@ -142,7 +153,10 @@ pub async fn set_disabled(pool: &PgPool, username: &str, disabled: bool) -> Resu
     .fetch_optional(&mut *tx)
     .await?;
     if let (Some(id), true) = (id, disabled) {
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(id.is_some())

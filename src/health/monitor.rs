@@ -102,7 +102,10 @@ impl HealthMonitor {
 async fn run_round(probes: &Probes, round: u64) -> Snapshot {
     let schema = async {
         let status = migrations::status(&probes.db.pool);
-        tokio::time::timeout(probes.limits.timeout, status).await.ok().and_then(Result::ok)
+        tokio::time::timeout(probes.limits.timeout, status)
+            .await
+            .ok()
+            .and_then(Result::ok)
     };
     let (postgres, redis, schema) = tokio::join!(
         checks::postgres(&probes.db, probes.limits),

@@ -1,5 +1,8 @@
 //! Every error response has the same JSON shape, whichever layer produced it.
 
+use reelbase::db::users::Role;
+use serde_json::Value;
+
 use crate::helpers::spawn_app;
 
 fn assert_error_body(body: &serde_json::Value, code: &str) {
@@ -17,14 +20,44 @@ fn assert_error_body(body: &serde_json::Value, code: &str) {
     );
 }
 
+/// An app and an API key, since unknown paths answer 404 only to authenticated callers.
+async fn app_and_key() -> (crate::helpers::TestApp, String) {
+    let app = spawn_app().await;
+    app.create_user("ana", "correct horse battery", Role::User)
+        .await;
+    let key = app.api_key("ana").await;
+    (app, key)
+}
+
+async fn get_with_key(app: &crate::helpers::TestApp, key: &str, path: &str) -> (u16, Value) {
+    let response = app
+        .client
+        .get(app.url(path))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
 #[tokio::test]
-async fn unknown_route_is_a_json_404() {
+async fn unknown_route_is_a_json_404_for_an_authenticated_caller() {
+    let (app, key) = app_and_key().await;
+
+    let (status, body) = get_with_key(&app, &key, "/no/such/route").await;
+
+    assert_eq!(status, 404);
+    assert_error_body(&body, "not_found");
+}
+
+#[tokio::test]
+async fn unknown_route_is_a_json_401_for_anyone_else() {
     let app = spawn_app().await;
 
     let (status, body) = app.get_json("/no/such/route").await;
 
-    assert_eq!(status, 404);
-    assert_error_body(&body, "not_found");
+    assert_eq!(status, 401);
+    assert_error_body(&body, "unauthorized");
 }
 
 #[tokio::test]
@@ -41,9 +74,9 @@ async fn wrong_method_is_a_json_405_with_allow_header() {
 
 #[tokio::test]
 async fn error_messages_never_echo_the_query_string() {
-    let app = spawn_app().await;
+    let (app, key) = app_and_key().await;
 
-    let (status, body) = app.get_json("/nothing?api_key=rb_supersecret").await;
+    let (status, body) = get_with_key(&app, &key, "/nothing?token=rb_supersecret").await;
 
     assert_eq!(status, 404);
     assert!(!body.to_string().contains("supersecret"), "{body}");

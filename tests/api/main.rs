@@ -4,8 +4,12 @@
 
 mod helpers;
 
+mod auth_access;
+mod auth_login;
 mod binary;
+mod cli;
 mod dependencies;
 mod errors;
+mod migrations;
 mod public_health;
 mod shutdown;

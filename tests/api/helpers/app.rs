@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use reelbase::app::{Application, StartupError};
 use reelbase::config::Settings;
+use reelbase::db::users::{self, Role};
 use reelbase::health::{HealthMonitor, Snapshot};
+use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -14,6 +16,8 @@ use super::TestDb;
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The test's own database, for arranging rows the API has no route for.
+    pub pool: PgPool,
     pub client: reqwest::Client,
     pub health: HealthMonitor,
     shutdown: Option<oneshot::Sender<()>>,
@@ -34,6 +38,8 @@ pub fn test_settings(db: &TestDb) -> Settings {
         ("REELBASE_HEALTH_INTERVAL_MS", "200".to_owned()),
         ("REELBASE_HEALTH_TIMEOUT_MS", "500".to_owned()),
         ("REELBASE_HEALTH_SLOW_MS", "500".to_owned()),
+        // Rate-limit counters of parallel tests must not meet in the shared Redis.
+        ("REELBASE_REDIS_PREFIX", format!("{}:", db.name)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -59,8 +65,12 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     let server = tokio::spawn(app.run_until(async {
         let _ = stopped.await;
     }));
+    let pool = PgPool::connect(&db.socket_url())
+        .await
+        .expect("connect to the test database");
     TestApp {
         addr,
+        pool,
         client: reqwest::Client::new(),
         health,
         shutdown: Some(stop),
@@ -87,6 +97,42 @@ impl TestApp {
         (status, response.json().await.expect("JSON body"))
     }
 
+    /// Creates a user directly in the database (as `reelbase user create` does).
+    pub async fn create_user(&self, name: &str, password: &str, role: Role) {
+        let hash = reelbase::auth::password::hash(password.to_owned())
+            .await
+            .unwrap();
+        users::create(&self.pool, name, &hash, role)
+            .await
+            .expect("create user");
+    }
+
+    /// Logs in; returns the JWT and the session cookie value.
+    pub async fn login(&self, name: &str, password: &str) -> (String, String) {
+        let response = self.post_login(name, password).await;
+        assert_eq!(response.status(), 200, "login as {name}");
+        let cookie = session_cookie(&response).expect("a session cookie");
+        let body: serde_json::Value = response.json().await.unwrap();
+        (body["jwt"].as_str().unwrap().to_owned(), cookie)
+    }
+
+    pub async fn post_login(&self, name: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/auth/login"))
+            .json(&serde_json::json!({ "username": name, "password": password }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A fresh API key for `name`, made as the CLI makes one.
+    pub async fn api_key(&self, name: &str) -> String {
+        reelbase::auth::create_api_key(&self.pool, name, "test", 90)
+            .await
+            .unwrap()
+            .key
+    }
+
     /// A snapshot from a round that started after this call: one full interval later at most.
     pub async fn fresh_snapshot(&self) -> Arc<Snapshot> {
         let mut health = self.health.clone();
@@ -105,6 +151,17 @@ impl TestApp {
         let server = self.server.take().expect("server task");
         server.await.expect("server task does not panic")
     }
+}
+
+/// The value of the `session_id` cookie a response sets.
+pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("session_id="))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
 }
 
 impl Drop for TestApp {

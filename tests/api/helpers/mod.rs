@@ -2,6 +2,7 @@
 
 pub mod app;
 mod database;
+pub mod process;
 mod proxy;
 mod redis_server;
 
