@@ -17,7 +17,9 @@ use crate::auth::{Auth, password};
 use crate::cache::{CacheError, Redis};
 use crate::config::Settings;
 use crate::db::{Database, DbError, migrations};
-use crate::health::{HealthMonitor, Limits, Probes};
+use crate::health::report::DetailedReports;
+use crate::health::{HealthMonitor, Limits, Probes, resources};
+use crate::pipeline::readiness::PipelineChecker;
 
 /// How long in-flight requests get to finish after shutdown starts. A client that holds a
 /// connection open longer than this must not keep the process alive forever.
@@ -87,14 +89,24 @@ impl Application {
             background.push(tokio::spawn(retry));
         }
         let (health, monitor_task) =
-            HealthMonitor::start(probes, settings.health_interval, stop_rx).await;
+            HealthMonitor::start(probes.clone(), settings.health_interval, stop_rx).await;
         background.push(monitor_task);
+        let (cpu, cpu_task) = resources::spawn_cpu_sampler(stop_background.subscribe());
+        background.push(cpu_task);
+        let pipeline = PipelineChecker::new(
+            settings.scripts_dir.clone(),
+            settings.models_dir.clone(),
+            settings.ffmpeg.clone(),
+            settings.ffprobe.clone(),
+        );
+        let reports = DetailedReports::new(probes, pipeline, cpu, settings.data_dir.clone());
 
         let jwt_secret = keys::load_or_create(&settings)?;
         password::warm_up();
         let auth = Auth::new(&settings, jwt_secret, redis.clone());
         let context = AppContext {
             auth,
+            reports,
             settings: Arc::new(settings),
             db,
             redis,

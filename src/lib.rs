@@ -10,5 +10,6 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod health;
+pub mod pipeline;
 pub mod shutdown;
 pub mod telemetry;

@@ -76,25 +76,8 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     (code, NO_STORE, Json(StatusOnly { status })).into_response()
 }
 
-/// The detailed report (authenticated). For now: services and schema from the monitor's
-/// latest snapshot; the rest of the origin page's fields arrive with the detailed-health work.
+/// The detailed report (authenticated), built fresh or shared from the last second.
 pub async fn detailed(State(state): State<AppState>, _caller: Caller) -> Response {
-    let snapshot = state.health.latest();
-    let services: serde_json::Map<String, serde_json::Value> = snapshot
-        .services
-        .iter()
-        .map(|(name, health)| {
-            (
-                (*name).to_owned(),
-                serde_json::to_value(health).unwrap_or_default(),
-            )
-        })
-        .collect();
-    let body = serde_json::json!({
-        "status": snapshot.overall(),
-        "version": build_info::VERSION,
-        "services": services,
-        "schema": snapshot.schema,
-    });
-    (NO_STORE, Json(body)).into_response()
+    let report = state.reports.get().await;
+    (NO_STORE, Json(report.as_ref().clone())).into_response()
 }

@@ -19,6 +19,7 @@ use crate::cache::Redis;
 use crate::config::Settings;
 use crate::db::Database;
 use crate::health::HealthMonitor;
+use crate::health::report::DetailedReports;
 pub use error::{ApiError, ErrorCode};
 
 /// What every handler can reach. axum clones the state for every request, so it is one `Arc`.
@@ -45,6 +46,7 @@ pub struct AppContext {
     pub redis: Arc<Redis>,
     pub health: HealthMonitor,
     pub auth: Auth,
+    pub reports: DetailedReports,
     /// Monotonic start time, for `uptime_ms`.
     pub started: Instant,
 }

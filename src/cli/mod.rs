@@ -3,6 +3,7 @@
 mod apikey;
 mod config;
 mod migrate;
+mod scripts;
 mod serve;
 mod user;
 
@@ -50,6 +51,12 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Apikey(apikey::ApiKeyCommand),
+    /// The processor scripts folder and its manifest.
+    #[command(subcommand)]
+    Scripts(scripts::ManifestCommand),
+    /// The models folder and its manifest.
+    #[command(subcommand)]
+    Models(scripts::ManifestCommand),
 }
 
 /// Exit code for settings that cannot be used (sysexits' EX_CONFIG).
@@ -103,6 +110,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Migrate { status } => block_on(migrate::run(&settings, status)),
         Command::User(command) => block_on(user::run(&settings, command)),
         Command::Apikey(command) => block_on(apikey::run(&settings, command)),
+        Command::Scripts(command) => report(scripts::run(&settings.scripts_dir, command)),
+        Command::Models(command) => report(scripts::run(&settings.models_dir, command)),
     }
 }
 
@@ -110,10 +119,14 @@ fn block_on(work: impl Future<Output = Result<ExitCode, CliError>>) -> ExitCode 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
-    let result = match runtime {
+    report(match runtime {
         Ok(runtime) => runtime.block_on(work),
         Err(error) => Err(CliError::Io(error)),
-    };
+    })
+}
+
+/// Prints a failed command's error and picks its exit code.
+fn report(result: Result<ExitCode, CliError>) -> ExitCode {
     result.unwrap_or_else(|error| {
         eprintln!("reelbase: {error}");
         error.exit_code()

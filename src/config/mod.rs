@@ -78,6 +78,9 @@ pub struct Settings {
     pub login_max_failures: u32,
     /// Prepended to every Redis key, so several deployments can share one Redis.
     pub redis_prefix: String,
+    /// The ffmpeg and ffprobe programs (names looked up in `PATH`, or paths).
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
     /// Where each value came from, for `reelbase config`.
     sources: Vec<(&'static str, Source)>,
 }
@@ -107,6 +110,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("api_key_in_query", "false"),
     ("login_max_failures", "5"),
     ("redis_prefix", "reelbase:"),
+    ("ffmpeg", "ffmpeg"),
+    ("ffprobe", "ffprobe"),
 ];
 
 impl Settings {
@@ -193,6 +198,8 @@ impl Settings {
             api_key_in_query: p.required("api_key_in_query", parse::boolean)?,
             login_max_failures: p.required("login_max_failures", parse::count)?,
             redis_prefix: p.required("redis_prefix", parse::text)?,
+            ffmpeg: p.required("ffmpeg", parse::path)?,
+            ffprobe: p.required("ffprobe", parse::path)?,
             sources: p.sources(),
         })
     }

@@ -74,6 +74,8 @@ impl Settings {
                 Some(self.login_max_failures.to_string()),
             ),
             ("redis_prefix", Some(quote(&self.redis_prefix))),
+            ("ffmpeg", Some(path(&self.ffmpeg))),
+            ("ffprobe", Some(path(&self.ffprobe))),
         ]
     }
 }

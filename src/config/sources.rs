@@ -38,6 +38,8 @@ pub const KEYS: &[&str] = &[
     "api_key_in_query",
     "login_max_failures",
     "redis_prefix",
+    "ffmpeg",
+    "ffprobe",
 ];
 
 /// Keys whose values are never echoed back, not even in an error message.

@@ -2,6 +2,8 @@
 
 pub mod checks;
 pub mod monitor;
+pub mod report;
+pub mod resources;
 pub mod snapshot;
 
 pub use checks::Limits;

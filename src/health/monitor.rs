@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use super::checks::{self, Limits};
-use super::snapshot::{Snapshot, Status};
+use super::snapshot::{ServiceHealth, Snapshot, Status};
 use crate::cache::Redis;
 use crate::db::{Database, migrations};
 
@@ -107,18 +107,23 @@ async fn run_round(probes: &Probes, round: u64) -> Snapshot {
             .ok()
             .and_then(Result::ok)
     };
-    let (postgres, redis, schema) = tokio::join!(
-        checks::postgres(&probes.db, probes.limits),
-        checks::redis(&probes.redis, probes.limits),
-        schema,
-    );
+    let (services, schema) = tokio::join!(check_services(probes), schema);
     Snapshot {
-        services: vec![("postgres", postgres), ("redis", redis)],
+        services,
         schema,
         taken_at: SystemTime::now(),
         taken_instant: Instant::now(),
         round,
     }
+}
+
+/// Checks every service reelbase uses, concurrently, each under its own timeout.
+pub async fn check_services(probes: &Probes) -> Vec<(&'static str, ServiceHealth)> {
+    let (postgres, redis) = tokio::join!(
+        checks::postgres(&probes.db, probes.limits),
+        checks::redis(&probes.redis, probes.limits),
+    );
+    vec![("postgres", postgres), ("redis", redis)]
 }
 
 /// Logs a line when a service changes state; steady state is debug detail.

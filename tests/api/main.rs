@@ -9,6 +9,7 @@ mod auth_login;
 mod binary;
 mod cli;
 mod dependencies;
+mod detailed_health;
 mod errors;
 mod migrations;
 mod public_health;

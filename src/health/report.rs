@@ -1,0 +1,114 @@
+//! The detailed health report. Every part is measured when the report is built: services
+//! checked concurrently, each under its own timeout, alongside the schema and the pipeline
+//! folders, so the whole report is bounded by the timeout plus a small margin even when a
+//! host swallows packets.
+//!
+//! Reports are shared for about a second, and only one is built at a time (single-flight):
+//! a burst of callers waits for the report being built instead of each starting its own
+//! round of checks against PostgreSQL, Redis and the rest.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::monitor::{Probes, check_services};
+use super::resources::{self, CpuGauge};
+use super::snapshot::Status;
+use crate::build_info;
+use crate::db::migrations;
+use crate::pipeline::readiness::PipelineChecker;
+
+/// How long a built report is served to later callers.
+pub const SHARE_FOR: Duration = Duration::from_secs(1);
+
+pub struct DetailedReports {
+    probes: Probes,
+    pipeline: Arc<PipelineChecker>,
+    cpu: CpuGauge,
+    data_dir: PathBuf,
+    latest: Mutex<Option<(Instant, Arc<Value>)>>,
+    building: tokio::sync::Mutex<()>,
+}
+
+impl DetailedReports {
+    pub fn new(
+        probes: Probes,
+        pipeline: PipelineChecker,
+        cpu: CpuGauge,
+        data_dir: PathBuf,
+    ) -> Self {
+        Self {
+            probes,
+            pipeline: Arc::new(pipeline),
+            cpu,
+            data_dir,
+            latest: Mutex::new(None),
+            building: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// A report at most `SHARE_FOR` old.
+    pub async fn get(&self) -> Arc<Value> {
+        if let Some(report) = self.fresh() {
+            return report;
+        }
+        let _building = self.building.lock().await;
+        // Whoever held the lock before us may have just built one.
+        if let Some(report) = self.fresh() {
+            return report;
+        }
+        let report = Arc::new(self.build().await);
+        *self.latest.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), report.clone()));
+        report
+    }
+
+    fn fresh(&self) -> Option<Arc<Value>> {
+        let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        latest
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < SHARE_FOR)
+            .map(|(_, r)| r.clone())
+    }
+
+    async fn build(&self) -> Value {
+        let timeout = self.probes.limits.timeout;
+        let schema = async {
+            let status = migrations::status(&self.probes.db.pool);
+            tokio::time::timeout(timeout, status)
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        let pipeline = async {
+            let checker = self.pipeline.clone();
+            let work = tokio::task::spawn_blocking(move || checker.check());
+            tokio::time::timeout(timeout, work)
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        let (services, schema, pipeline) =
+            tokio::join!(check_services(&self.probes), schema, pipeline);
+
+        let status = if services.iter().all(|(_, h)| h.status == Status::Ok) {
+            Status::Ok
+        } else {
+            Status::Degraded
+        };
+        let services: serde_json::Map<String, Value> = services
+            .iter()
+            .map(|(name, health)| ((*name).to_owned(), json!(health)))
+            .collect();
+        json!({
+            "status": status,
+            "version": build_info::VERSION,
+            "services": services,
+            "resources": resources::measure(&self.cpu, &self.data_dir),
+            "pipeline": pipeline,
+            "schema": schema,
+        })
+    }
+}

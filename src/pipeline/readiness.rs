@@ -1,0 +1,180 @@
+//! Whether the pipeline can run here: the scripts and models folders against their manifests,
+//! ffmpeg and ffprobe actually running, and each of the nine processors. A processor is ready
+//! only when everything it needs is present and intact; one that is not built yet is not.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::manifest::{self, HashCache, Integrity};
+
+/// The analyses the origin page names, in its order.
+pub const PROCESSORS: [&str; 9] = [
+    "asr",
+    "yolo",
+    "face",
+    "pose",
+    "ocr",
+    "cut",
+    "scene",
+    "asrx",
+    "visual_chunk",
+];
+
+/// The manifest file inside the scripts and models folders.
+pub const MANIFEST: &str = "MANIFEST.sha256";
+
+/// How long an ffmpeg probe result is reused: spawning two processes per health call would
+/// make the report slow under load, while an install or removal is still noticed quickly.
+const TOOL_CACHE: Duration = Duration::from_secs(10);
+const TOOL_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineReport {
+    pub scripts_ready: bool,
+    pub scripts_count: usize,
+    pub processors: BTreeMap<&'static str, bool>,
+    pub models_ready: bool,
+    pub models_count: usize,
+    pub scripts_integrity: Integrity,
+    pub models_integrity: Integrity,
+    pub ffmpeg: bool,
+}
+
+pub struct PipelineChecker {
+    scripts_dir: PathBuf,
+    models_dir: PathBuf,
+    ffmpeg: PathBuf,
+    ffprobe: PathBuf,
+    hashes: HashCache,
+    tools: Mutex<Option<(Instant, bool)>>,
+}
+
+impl PipelineChecker {
+    pub fn new(
+        scripts_dir: PathBuf,
+        models_dir: PathBuf,
+        ffmpeg: PathBuf,
+        ffprobe: PathBuf,
+    ) -> Self {
+        let hashes = HashCache::default();
+        Self {
+            scripts_dir,
+            models_dir,
+            ffmpeg,
+            ffprobe,
+            hashes,
+            tools: Mutex::new(None),
+        }
+    }
+
+    /// Blocking (file system and processes): call from `spawn_blocking`.
+    pub fn check(&self) -> PipelineReport {
+        let scripts = folder(&self.scripts_dir, &self.hashes);
+        let models = folder(&self.models_dir, &self.hashes);
+        let scripts_count = scripts.files.iter().filter(|f| f.ends_with(".py")).count();
+        let ffmpeg = self.tools_run();
+        let processors = PROCESSORS
+            .iter()
+            .map(|name| (*name, processor_ready(name, &scripts, &models, ffmpeg)))
+            .collect();
+        PipelineReport {
+            scripts_ready: scripts.readable,
+            scripts_count,
+            processors,
+            models_ready: models.readable,
+            models_count: models.files.len(),
+            scripts_integrity: scripts.integrity,
+            models_integrity: models.integrity,
+            ffmpeg,
+        }
+    }
+
+    /// Both ffmpeg and ffprobe start and report a version, cached for a few seconds.
+    fn tools_run(&self) -> bool {
+        let mut cached = self.tools.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, ok)) = cached.filter(|(at, _)| at.elapsed() < TOOL_CACHE) {
+            return ok;
+        }
+        let ok = runs(&self.ffmpeg) && runs(&self.ffprobe);
+        *cached = Some((Instant::now(), ok));
+        ok
+    }
+}
+
+struct Folder {
+    readable: bool,
+    /// Files the manifest is meant to cover (everything but the manifest itself).
+    files: Vec<String>,
+    integrity: Integrity,
+}
+
+fn folder(dir: &Path, hashes: &HashCache) -> Folder {
+    let listed = manifest::files(dir, &|path| path.file_name().is_some_and(|n| n != MANIFEST));
+    let Ok(files) = listed else {
+        return Folder {
+            readable: false,
+            files: Vec::new(),
+            integrity: Integrity::default(),
+        };
+    };
+    let integrity = manifest::check(dir, MANIFEST, &files, hashes).unwrap_or_default();
+    Folder {
+        readable: true,
+        files,
+        integrity,
+    }
+}
+
+/// What each processor needs. None is built yet, so none can run: the list of requirements
+/// grows with each processor, and readiness is computed from it, never declared.
+fn processor_ready(name: &str, scripts: &Folder, models: &Folder, ffmpeg: bool) -> bool {
+    let Some(needs) = requirements(name) else {
+        return false;
+    };
+    let intact = |folder: &Folder, file: &str| {
+        folder.files.iter().any(|f| f == file)
+            && !folder.integrity.mismatched.iter().any(|f| f == file)
+            && !folder.integrity.unlisted.iter().any(|f| f == file)
+    };
+    (!needs.ffmpeg || ffmpeg)
+        && needs.scripts.iter().all(|s| intact(scripts, s))
+        && needs.models.iter().all(|m| intact(models, m))
+}
+
+struct Requirements {
+    ffmpeg: bool,
+    scripts: &'static [&'static str],
+    models: &'static [&'static str],
+}
+
+/// The processors that exist in this build and what they need.
+fn requirements(_name: &str) -> Option<Requirements> {
+    None
+}
+
+fn runs(program: &Path) -> bool {
+    let child = Command::new(program)
+        .arg("-version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else { return false };
+    let deadline = Instant::now() + TOOL_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status.success(),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+        }
+    }
+}
