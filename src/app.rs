@@ -17,7 +17,7 @@ use crate::auth::{Auth, password};
 use crate::cache::{CacheError, Redis};
 use crate::config::Settings;
 use crate::db::{Database, DbError, migrations};
-use crate::health::report::DetailedReports;
+use crate::health::report::{DetailedReports, ReportDirs};
 use crate::health::{HealthMonitor, Limits, Probes, resources};
 use crate::pipeline::readiness::PipelineChecker;
 
@@ -99,7 +99,11 @@ impl Application {
             settings.ffmpeg.clone(),
             settings.ffprobe.clone(),
         );
-        let reports = DetailedReports::new(probes, pipeline, cpu, settings.data_dir.clone());
+        let dirs = ReportDirs {
+            data: settings.data_dir.clone(),
+            identities: settings.identities_dir.clone(),
+        };
+        let reports = DetailedReports::new(probes, pipeline, cpu, dirs);
 
         let jwt_secret = keys::load_or_create(&settings)?;
         password::warm_up();

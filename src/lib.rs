@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod health;
+pub mod identities;
 pub mod pipeline;
 pub mod shutdown;
 pub mod telemetry;

@@ -2,6 +2,7 @@
 
 mod apikey;
 mod config;
+mod identities;
 mod migrate;
 mod scripts;
 mod serve;
@@ -51,6 +52,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Apikey(apikey::ApiKeyCommand),
+    /// The identity library: compare or reconcile its folder and the database.
+    #[command(subcommand)]
+    Identities(identities::IdentitiesCommand),
     /// The processor scripts folder and its manifest.
     #[command(subcommand)]
     Scripts(scripts::ManifestCommand),
@@ -110,6 +114,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Migrate { status } => block_on(migrate::run(&settings, status)),
         Command::User(command) => block_on(user::run(&settings, command)),
         Command::Apikey(command) => block_on(apikey::run(&settings, command)),
+        Command::Identities(command) => block_on(identities::run(&settings, command)),
         Command::Scripts(command) => report(scripts::run(&settings.scripts_dir, command)),
         Command::Models(command) => report(scripts::run(&settings.models_dir, command)),
     }

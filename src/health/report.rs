@@ -18,7 +18,14 @@ use super::resources::{self, CpuGauge};
 use super::snapshot::Status;
 use crate::build_info;
 use crate::db::migrations;
+use crate::identities;
 use crate::pipeline::readiness::PipelineChecker;
+
+/// The folders the report looks at.
+pub struct ReportDirs {
+    pub data: PathBuf,
+    pub identities: PathBuf,
+}
 
 /// How long a built report is served to later callers.
 pub const SHARE_FOR: Duration = Duration::from_secs(1);
@@ -28,22 +35,19 @@ pub struct DetailedReports {
     pipeline: Arc<PipelineChecker>,
     cpu: CpuGauge,
     data_dir: PathBuf,
+    identities_dir: PathBuf,
     latest: Mutex<Option<(Instant, Arc<Value>)>>,
     building: tokio::sync::Mutex<()>,
 }
 
 impl DetailedReports {
-    pub fn new(
-        probes: Probes,
-        pipeline: PipelineChecker,
-        cpu: CpuGauge,
-        data_dir: PathBuf,
-    ) -> Self {
+    pub fn new(probes: Probes, pipeline: PipelineChecker, cpu: CpuGauge, dirs: ReportDirs) -> Self {
         Self {
             probes,
             pipeline: Arc::new(pipeline),
             cpu,
-            data_dir,
+            data_dir: dirs.data,
+            identities_dir: dirs.identities,
             latest: Mutex::new(None),
             building: tokio::sync::Mutex::new(()),
         }
@@ -90,8 +94,15 @@ impl DetailedReports {
                 .ok()
                 .and_then(Result::ok)
         };
-        let (services, schema, pipeline) =
-            tokio::join!(check_services(&self.probes), schema, pipeline);
+        let identities = async {
+            let report = identities::report(self.identities_dir.clone(), &self.probes.db.pool);
+            tokio::time::timeout(timeout, report)
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        let (services, schema, pipeline, identities) =
+            tokio::join!(check_services(&self.probes), schema, pipeline, identities);
 
         let status = if services.iter().all(|(_, h)| h.status == Status::Ok) {
             Status::Ok
@@ -109,6 +120,7 @@ impl DetailedReports {
             "resources": resources::measure(&self.cpu, &self.data_dir),
             "pipeline": pipeline,
             "schema": schema,
+            "identities": identities,
         })
     }
 }

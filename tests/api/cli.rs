@@ -111,7 +111,9 @@ async fn migrate_status_reports_what_is_applied_and_required() {
     let after = run(&db, &["migrate", "--status"], "");
 
     assert_eq!(before.status.code(), Some(1), "not ok before migrating");
-    assert!(text(&before.stdout).contains("required (1): 0001_users_and_auth.sql"));
+    assert!(
+        text(&before.stdout).contains("required (2): 0001_users_and_auth.sql, 0002_identities.sql")
+    );
     assert!(text(&migrate.stdout).contains("applied 0001_users_and_auth.sql"));
     assert!(after.status.success());
     assert!(

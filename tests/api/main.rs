@@ -11,6 +11,7 @@ mod cli;
 mod dependencies;
 mod detailed_health;
 mod errors;
+mod identities;
 mod migrations;
 mod public_health;
 mod shutdown;

@@ -1,0 +1,74 @@
+//! `reelbase identities sync --from disk|db`: reconcile the identity folder and the database.
+
+use std::process::ExitCode;
+
+use clap::{Subcommand, ValueEnum};
+
+use super::{CliError, connect_migrated};
+use crate::config::Settings;
+use crate::identities::{self, sync};
+
+#[derive(Debug, Subcommand)]
+pub enum IdentitiesCommand {
+    /// Compare the identity folder with the database.
+    Status,
+    /// Make one side match the other, and say what changed.
+    Sync {
+        /// Which side is right.
+        #[arg(long, value_enum)]
+        from: Side,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Side {
+    Disk,
+    Db,
+}
+
+pub async fn run(settings: &Settings, command: IdentitiesCommand) -> Result<ExitCode, CliError> {
+    let db = connect_migrated(settings).await?;
+    let dir = &settings.identities_dir;
+    if let IdentitiesCommand::Sync { from } = command {
+        let direction = match from {
+            Side::Disk => sync::Direction::FromDisk,
+            Side::Db => sync::Direction::FromDb,
+        };
+        let summary = sync::sync(dir, &db.pool, direction)
+            .await
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        let target = if matches!(from, Side::Disk) {
+            "database"
+        } else {
+            "folder"
+        };
+        println!(
+            "{target}: {} added, {} updated, {} removed",
+            summary.added, summary.updated, summary.removed
+        );
+        for id in &summary.unreadable {
+            println!("unreadable identity.json, left alone: {id}");
+        }
+    }
+    let report = identities::report(dir.clone(), &db.pool).await?;
+    println!(
+        "folder {}: {} identities (index {}); database: {}; {}",
+        dir.display(),
+        report.files_count,
+        if report.index_ok { "ok" } else { "NOT OK" },
+        report.db_count,
+        if report.synced {
+            "in sync".to_owned()
+        } else {
+            format!(
+                "NOT in sync ({} only on disk, {} only in the database)",
+                report.only_on_disk, report.only_in_db
+            )
+        }
+    );
+    Ok(if report.synced && report.index_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
