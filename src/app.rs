@@ -20,6 +20,7 @@ use crate::db::{Database, DbError, migrations};
 use crate::health::report::{DetailedReports, ReportDirs};
 use crate::health::{HealthMonitor, Limits, Probes, resources};
 use crate::pipeline::readiness::PipelineChecker;
+use crate::server;
 
 /// How long in-flight requests get to finish after shutdown starts. A client that holds a
 /// connection open longer than this must not keep the process alive forever.
@@ -151,27 +152,19 @@ impl Application {
         F: Future<Output = ()> + Send + 'static,
     {
         let router = api::router(self.state.clone(), self.extra_routes);
-        let (started_shutdown, mut shutdown_seen) = watch::channel(false);
         let signal = async move {
             shutdown.await;
             tracing::info!("shutdown requested; finishing in-flight requests");
-            let _ = started_shutdown.send(true);
         };
         tracing::info!(addr = %self.addr, "listening");
 
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(self.listener, service).with_graceful_shutdown(signal);
-        let grace_over = async {
-            let _ = shutdown_seen.wait_for(|seen| *seen).await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        };
-        let served = tokio::select! {
-            served = serve.into_future() => served,
-            () = grace_over => {
-                tracing::warn!(grace_s = SHUTDOWN_GRACE.as_secs(), "requests still open after the grace period; closing them");
-                Ok(())
-            }
-        };
+        let closed_in_time = server::serve(self.listener, router, signal, SHUTDOWN_GRACE).await;
+        if !closed_in_time {
+            tracing::warn!(
+                grace_s = SHUTDOWN_GRACE.as_secs(),
+                "requests still open after the grace period; closing them"
+            );
+        }
 
         let _ = self.stop_background.send(true);
         for task in self.background {
@@ -179,7 +172,7 @@ impl Application {
         }
         self.state.db.pool.close().await;
         tracing::info!("stopped");
-        served.map_err(StartupError::Serve)
+        Ok(())
     }
 }
 

@@ -12,5 +12,6 @@ pub mod db;
 pub mod health;
 pub mod identities;
 pub mod pipeline;
+pub mod server;
 pub mod shutdown;
 pub mod telemetry;

@@ -23,3 +23,11 @@ pub async fn signal() {
         () = terminate => tracing::info!(signal = "SIGTERM", "signal received"),
     }
 }
+
+/// After the first signal, a second one ends the process at once: an operator who asks twice
+/// does not want to wait out the grace period for a stuck client.
+pub async fn force_on_second_signal() {
+    signal().await;
+    tracing::warn!("second signal: exiting without waiting for open requests");
+    std::process::exit(130);
+}

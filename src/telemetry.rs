@@ -8,9 +8,12 @@ use crate::config::LogFormat;
 /// Installs the global subscriber. The filter was validated when the settings were loaded.
 pub fn init(filter: &str, format: LogFormat) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a person at a terminal, never escape codes in a log file.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(ansi);
     // `try_init` fails only when a subscriber exists already (tests); keeping it is right.
     let _ = match format {
         LogFormat::Json => builder

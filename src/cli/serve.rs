@@ -30,13 +30,21 @@ pub fn run(settings: Settings, notes: LoadNotes) -> ExitCode {
             Ok(app) => app,
             Err(error) => {
                 tracing::error!(error = %error, "startup failed");
+                // Also on stderr: the log filter may hide errors, and a failed start must
+                // never be silent.
+                eprintln!("reelbase: startup failed: {error}");
                 return ExitCode::FAILURE;
             }
         };
-        match app.run_until(shutdown::signal()).await {
+        let first_signal = async {
+            shutdown::signal().await;
+            tokio::spawn(shutdown::force_on_second_signal());
+        };
+        match app.run_until(first_signal).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 tracing::error!(error = %error, "server failed");
+                eprintln!("reelbase: server failed: {error}");
                 ExitCode::FAILURE
             }
         }

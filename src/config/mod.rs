@@ -15,7 +15,6 @@ use std::time::Duration;
 pub use secret::{Secret, ServiceUrl};
 use sources::{Layers, Origin};
 pub use sources::{Source, env_name};
-use url::Url;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -43,7 +42,7 @@ pub struct Settings {
     pub bind: SocketAddr,
     pub database_url: ServiceUrl,
     pub redis_url: ServiceUrl,
-    pub qdrant_url: Option<Url>,
+    pub qdrant_url: Option<ServiceUrl>,
     pub qdrant_api_key: Option<Secret>,
     pub data_dir: PathBuf,
     pub media_roots: Vec<PathBuf>,
@@ -53,8 +52,8 @@ pub struct Settings {
     pub jwt_secret: Option<Secret>,
     pub tmdb_api_key: Option<Secret>,
     pub tmdb_enabled: bool,
-    pub tmdb_base_url: Url,
-    pub sftpgo_url: Option<Url>,
+    pub tmdb_base_url: ServiceUrl,
+    pub sftpgo_url: Option<ServiceUrl>,
     pub sftpgo_user: Option<String>,
     pub sftpgo_password: Option<Secret>,
     pub sftpgo_api_key: Option<Secret>,
@@ -132,7 +131,7 @@ impl Settings {
         }
         let file = config_file.or_else(|| {
             env.iter()
-                .find(|(name, _)| name == "REELBASE_CONFIG")
+                .find(|(name, value)| name == "REELBASE_CONFIG" && !value.trim().is_empty())
                 .map(|(_, v)| PathBuf::from(v))
         });
         if let Some(path) = file {
@@ -148,9 +147,22 @@ impl Settings {
     pub fn from_process_env(
         config_file: Option<PathBuf>,
     ) -> Result<(Self, LoadNotes), ConfigError> {
-        let env: Vec<(String, String)> = std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect();
+        let mut env = Vec::new();
+        for (name, value) in std::env::vars_os() {
+            let name = name.to_string_lossy().into_owned();
+            match value.into_string() {
+                Ok(value) => env.push((name, value)),
+                // A setting that cannot be read must not silently fall back to its default.
+                Err(_) if name.starts_with("REELBASE_") => {
+                    return Err(ConfigError::Invalid {
+                        origin: name,
+                        expected: "UTF-8 text".to_owned(),
+                        got: None,
+                    });
+                }
+                Err(_) => {}
+            }
+        }
         Self::load(config_file, &env)
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use super::secret::is_placeholder;
 use super::sources::{KEYS, Layers, SECRET_KEYS, Source};
 use super::{ConfigError, LogFormat, Secret, ServiceUrl, origin_text};
 
@@ -80,11 +81,12 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// An invalid URL may still hold a password; never echo one.
+/// An invalid URL may still hold a password; echo only what parses, masked, and nothing of
+/// what looks like a URL but does not parse.
 fn redact_url(raw: &str) -> String {
     match Url::parse(raw) {
         Ok(url) => ServiceUrl::new(url).redacted(),
-        Err(_) if raw.contains('@') => "[hidden: may contain credentials]".to_owned(),
+        Err(_) if raw.contains(['@', '?', '/', ':']) => "[not shown: may hold credentials]".into(),
         Err(_) => raw.to_owned(),
     }
 }
@@ -95,31 +97,71 @@ pub fn socket_addr(raw: &str) -> ParseResult<SocketAddr> {
         .map_err(|_| "an IP address and port such as 127.0.0.1:3002")
 }
 
+/// Connection parameters the PostgreSQL driver understands. Anything else is refused here,
+/// at start: the driver would ignore it with a warning that quotes its value, which may be a
+/// password (`sslpassword`).
+const POSTGRES_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
 pub fn postgres_url(raw: &str) -> ParseResult<ServiceUrl> {
-    let url = Url::parse(raw.trim()).map_err(|_| "a postgres:// or postgresql:// URL")?;
-    match url.scheme() {
-        "postgres" | "postgresql" => Ok(ServiceUrl::new(url)),
-        _ => Err("a postgres:// or postgresql:// URL"),
+    const EXPECTED: &str = "a postgres:// or postgresql:// URL with a valid host, port (1-65535) \
+                            and parameters (sslmode, sslrootcert, sslcert, sslkey, host, port, \
+                            dbname, user, password, application_name, options)";
+    let url = Url::parse(raw.trim()).map_err(|_| EXPECTED)?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err(EXPECTED);
     }
+    if url
+        .query_pairs()
+        .any(|(key, _)| !POSTGRES_PARAMETERS.contains(&key.as_ref()))
+    {
+        return Err(EXPECTED);
+    }
+    if url.password().is_some_and(is_placeholder) {
+        return Err(PLACEHOLDER);
+    }
+    <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(url.as_str())
+        .map_err(|_| EXPECTED)?;
+    Ok(ServiceUrl::new(url))
 }
 
 pub fn redis_url(raw: &str) -> ParseResult<ServiceUrl> {
-    const EXPECTED: &str = "a redis://, rediss:// or redis+unix:// URL";
+    const EXPECTED: &str = "a redis:// or redis+unix:// URL the Redis driver accepts (TLS, rediss://, is not built in)";
+    let url = Url::parse(raw.trim()).map_err(|_| EXPECTED)?;
+    if !matches!(url.scheme(), "redis" | "redis+unix" | "unix") {
+        return Err(EXPECTED);
+    }
+    if url.password().is_some_and(is_placeholder) {
+        return Err(PLACEHOLDER);
+    }
+    redis::Client::open(url.as_str()).map_err(|_| EXPECTED)?;
+    Ok(ServiceUrl::new(url))
+}
+
+pub fn http_url(raw: &str) -> ParseResult<ServiceUrl> {
+    const EXPECTED: &str = "an http:// or https:// URL";
     let url = Url::parse(raw.trim()).map_err(|_| EXPECTED)?;
     match url.scheme() {
-        "redis" | "rediss" | "redis+unix" | "unix" => Ok(ServiceUrl::new(url)),
+        "http" | "https" if url.host().is_some() => Ok(ServiceUrl::new(url)),
         _ => Err(EXPECTED),
     }
 }
 
-pub fn http_url(raw: &str) -> ParseResult<Url> {
-    const EXPECTED: &str = "an http:// or https:// URL";
-    let url = Url::parse(raw.trim()).map_err(|_| EXPECTED)?;
-    match url.scheme() {
-        "http" | "https" if url.host().is_some() => Ok(url),
-        _ => Err(EXPECTED),
-    }
-}
+const PLACEHOLDER: &str = "a real value, not the `[redacted]`/`***` placeholder that \
+                           `reelbase config` prints";
 
 pub fn path(raw: &str) -> ParseResult<PathBuf> {
     Ok(PathBuf::from(raw.trim()))
@@ -139,6 +181,9 @@ pub fn path_list(raw: &str) -> ParseResult<Vec<PathBuf>> {
 }
 
 pub fn secret(raw: &str) -> ParseResult<Secret> {
+    if is_placeholder(raw.trim()) {
+        return Err(PLACEHOLDER);
+    }
     Ok(Secret::new(raw.trim()))
 }
 
@@ -164,10 +209,26 @@ pub fn millis(raw: &str) -> ParseResult<Duration> {
     Ok(Duration::from_millis(ms))
 }
 
+/// A `tracing` filter in which every directive names a level (`info`, `reelbase=debug`). A
+/// bare word such as `warning` would otherwise be read as a module name and silence every
+/// log line, errors included.
 pub fn log_filter(raw: &str) -> ParseResult<String> {
-    tracing_subscriber::EnvFilter::try_new(raw.trim())
-        .map(|_| raw.trim().to_owned())
-        .map_err(|_| "a log filter such as `info` or `reelbase=debug,tower_http=info`")
+    const EXPECTED: &str = "a log filter such as `info` or `reelbase=debug,sqlx=warn` \
+                            (levels: trace, debug, info, warn, error, off)";
+    const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
+    let text = raw.trim();
+    let has_level = |directive: &str| {
+        let level = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, level)| level);
+        LEVELS.contains(&level.trim().to_ascii_lowercase().as_str())
+    };
+    if text.is_empty() || !text.split(',').all(has_level) {
+        return Err(EXPECTED);
+    }
+    tracing_subscriber::EnvFilter::try_new(text)
+        .map(|_| text.to_owned())
+        .map_err(|_| EXPECTED)
 }
 
 pub fn log_format(raw: &str) -> ParseResult<LogFormat> {

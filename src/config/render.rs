@@ -33,7 +33,7 @@ impl Settings {
             ("redis_url", Some(quote(&self.redis_url.redacted()))),
             (
                 "qdrant_url",
-                self.qdrant_url.as_ref().map(|u| quote(u.as_str())),
+                self.qdrant_url.as_ref().map(|u| quote(&u.redacted())),
             ),
             ("qdrant_api_key", secret(&self.qdrant_api_key)),
             ("data_dir", Some(path(&self.data_dir))),
@@ -44,10 +44,10 @@ impl Settings {
             ("jwt_secret", secret(&self.jwt_secret)),
             ("tmdb_api_key", secret(&self.tmdb_api_key)),
             ("tmdb_enabled", Some(self.tmdb_enabled.to_string())),
-            ("tmdb_base_url", Some(quote(self.tmdb_base_url.as_str()))),
+            ("tmdb_base_url", Some(quote(&self.tmdb_base_url.redacted()))),
             (
                 "sftpgo_url",
-                self.sftpgo_url.as_ref().map(|u| quote(u.as_str())),
+                self.sftpgo_url.as_ref().map(|u| quote(&u.redacted())),
             ),
             ("sftpgo_user", self.sftpgo_user.as_deref().map(quote)),
             ("sftpgo_password", secret(&self.sftpgo_password)),

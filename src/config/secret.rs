@@ -59,7 +59,7 @@ impl ServiceUrl {
         let masked: Vec<(String, String)> = shown
             .query_pairs()
             .map(|(key, value)| {
-                let hide = key.eq_ignore_ascii_case("password");
+                let hide = is_secret_name(&key);
                 (
                     key.into_owned(),
                     if hide {
@@ -75,6 +75,31 @@ impl ServiceUrl {
         }
         shown.to_string()
     }
+}
+
+/// Query parameters whose values are credentials (`password`, `sslpassword`, `api_key`,
+/// `token`, `access_token`, `secret`…), matched loosely: better to hide a harmless value
+/// than show a secret.
+fn is_secret_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "pass",
+        "pwd",
+        "key",
+        "token",
+        "secret",
+        "auth",
+        "credential",
+        "signature",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
+/// The placeholders `reelbase config` prints instead of secrets. A value equal to one was
+/// pasted back from that output, and must be refused rather than used as a real secret.
+pub fn is_placeholder(value: &str) -> bool {
+    value == MASK || value == URL_MASK
 }
 
 impl fmt::Debug for ServiceUrl {

@@ -105,12 +105,17 @@ impl Layers {
             path: path.to_owned(),
             reason: error.to_string(),
         })?;
-        let table: toml::Table =
-            text.parse()
-                .map_err(|error: toml::de::Error| ConfigError::File {
-                    path: path.to_owned(),
-                    reason: error.message().to_owned(),
-                })?;
+        let table: toml::Table = text.parse().map_err(|error: toml::de::Error| {
+            // Say where: the line of the error, counted from the byte offset of its span.
+            let line = error
+                .span()
+                .map(|span| text[..span.start].matches('\n').count() + 1);
+            let place = line.map(|n| format!("line {n}: ")).unwrap_or_default();
+            ConfigError::File {
+                path: path.to_owned(),
+                reason: format!("{place}{}", error.message()),
+            }
+        })?;
         for (name, value) in table {
             let Some(key) = KEYS.iter().copied().find(|key| *key == name) else {
                 return Err(ConfigError::UnknownKey {
@@ -118,9 +123,9 @@ impl Layers {
                     key: name,
                 });
             };
-            let text = toml_scalar(&value).ok_or_else(|| ConfigError::Invalid {
+            let text = toml_value(key, &value).ok_or_else(|| ConfigError::Invalid {
                 origin: format!("`{key}` in {}", path.display()),
-                expected: "a string, number, boolean or list of strings".to_owned(),
+                expected: expected_toml_type(key).to_owned(),
                 got: None,
             })?;
             self.set(key, text, Source::File(path.to_owned()));
@@ -147,18 +152,27 @@ impl Layers {
     }
 }
 
-/// A TOML value as the same text an environment variable would hold. Lists of strings
-/// (such as `media_roots`) become colon-separated, like `PATH`.
-fn toml_scalar(value: &toml::Value) -> Option<String> {
+/// A TOML value as the same text an environment variable would hold. Only `media_roots`
+/// takes a list (of strings, joined with `:` like `PATH`); secrets and URLs must be strings.
+fn toml_value(key: &str, value: &toml::Value) -> Option<String> {
+    let text_only = SECRET_KEYS.contains(&key) || key.ends_with("_url");
     match value {
         toml::Value::String(text) => Some(text.clone()),
-        toml::Value::Integer(number) => Some(number.to_string()),
-        toml::Value::Float(number) => Some(number.to_string()),
-        toml::Value::Boolean(flag) => Some(flag.to_string()),
-        toml::Value::Array(items) => {
+        toml::Value::Array(items) if key == "media_roots" && !items.is_empty() => {
             let parts: Option<Vec<&str>> = items.iter().map(toml::Value::as_str).collect();
             parts.map(|parts| parts.join(":"))
         }
+        _ if text_only || key == "media_roots" => None,
+        toml::Value::Integer(number) => Some(number.to_string()),
+        toml::Value::Boolean(flag) => Some(flag.to_string()),
         _ => None,
+    }
+}
+
+fn expected_toml_type(key: &str) -> &'static str {
+    match key {
+        "media_roots" => "a non-empty list of folder names, or one string",
+        _ if SECRET_KEYS.contains(&key) || key.ends_with("_url") => "a string",
+        _ => "a string, whole number or boolean",
     }
 }

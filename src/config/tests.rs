@@ -168,3 +168,103 @@ fn errors_never_echo_secret_values() {
         "{rendered}"
     );
 }
+
+#[test]
+fn a_log_filter_without_a_level_is_refused() {
+    for bad in ["warning", "inof", "reelbase", "info,debgu"] {
+        let error = load(&[("REELBASE_LOG", bad)]).unwrap_err().to_string();
+        assert!(error.starts_with("REELBASE_LOG"), "{bad}: {error}");
+    }
+    for good in ["warn", "reelbase=debug,sqlx=warn", "info,tower=off"] {
+        assert!(load(&[("REELBASE_LOG", good)]).is_ok(), "{good}");
+    }
+}
+
+#[test]
+fn connection_urls_the_drivers_would_reject_are_refused_at_load() {
+    let cases = [
+        (
+            "REELBASE_DATABASE_URL",
+            "postgres://db/x?sslpassword=pw-4411",
+        ),
+        ("REELBASE_DATABASE_URL", "postgres://db/x?sslmode=bogus"),
+        (
+            "REELBASE_DATABASE_URL",
+            "postgres://127.0.0.1:99999/x?password=pw-4411",
+        ),
+        ("REELBASE_REDIS_URL", "redis://127.0.0.1:6379/notanumber"),
+        ("REELBASE_REDIS_URL", "rediss://127.0.0.1:6380"),
+    ];
+    for (name, value) in cases {
+        let error = load(&[(name, value)]).unwrap_err().to_string();
+        assert!(error.starts_with(name), "{value}: {error}");
+        assert!(!error.contains("pw-4411"), "{error}");
+    }
+}
+
+#[test]
+fn placeholders_pasted_back_from_config_output_are_refused() {
+    let cases = [
+        ("REELBASE_JWT_SECRET", "[redacted]"),
+        ("REELBASE_DATABASE_URL", "postgres://reel:***@db/reel"),
+    ];
+    for (name, value) in cases {
+        let error = load(&[(name, value)]).unwrap_err().to_string();
+        assert!(error.contains("placeholder"), "{name}: {error}");
+    }
+}
+
+#[test]
+fn file_values_of_the_wrong_type_are_refused() {
+    for (name, text) in [
+        ("secret-number.toml", "jwt_secret = 12345\n"),
+        ("dir-list.toml", "data_dir = [\"/a\", \"/b\"]\n"),
+        ("empty-roots.toml", "media_roots = []\n"),
+        ("url-number.toml", "qdrant_url = 6333\n"),
+    ] {
+        let error = Settings::load(Some(config_file(name, text)), &[]).unwrap_err();
+        assert!(
+            matches!(error, ConfigError::Invalid { .. }),
+            "{name}: {error}"
+        );
+    }
+}
+
+#[test]
+fn toml_syntax_errors_say_where() {
+    let file = config_file(
+        "syntax.toml",
+        "bind = \"127.0.0.1:1\"\nbind = \"127.0.0.1:2\"\n",
+    );
+
+    let error = Settings::load(Some(file), &[]).unwrap_err().to_string();
+
+    assert!(error.contains("line 2"), "{error}");
+}
+
+#[test]
+fn every_url_is_shown_with_its_credentials_masked() {
+    let settings = load(&[
+        ("REELBASE_QDRANT_URL", "http://qd:qdrant-pw@127.0.0.1:6333"),
+        (
+            "REELBASE_SFTPGO_URL",
+            "http://admin:sftp-pw@127.0.0.1:8080/?token=sftp-token",
+        ),
+        (
+            "REELBASE_TMDB_BASE_URL",
+            "https://127.0.0.1/x?api_key=tmdb-key",
+        ),
+    ])
+    .unwrap();
+
+    let shown = format!("{}{settings:?}", settings.render_redacted());
+
+    for secret in ["qdrant-pw", "sftp-pw", "sftp-token", "tmdb-key"] {
+        assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
+    }
+}
+
+#[test]
+fn an_empty_reelbase_config_means_no_file() {
+    assert!(load(&[("REELBASE_CONFIG", "")]).is_ok());
+}

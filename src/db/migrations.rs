@@ -167,7 +167,13 @@ pub async fn migrate(mut conn: PgConnection) -> Result<Vec<&'static str>, Migrat
 }
 
 async fn apply_pending(conn: &mut PgConnection) -> Result<Vec<&'static str>, MigrateError> {
-    sqlx::query(CREATE_TABLE).execute(&mut *conn).await?;
+    // Checked first: `IF NOT EXISTS` alone makes PostgreSQL send a notice on every start.
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await?;
+    if !exists {
+        sqlx::query(CREATE_TABLE).execute(&mut *conn).await?;
+    }
     let rows = applied_rows(conn).await?;
     let state = compare(true, &rows);
     if !state.altered.is_empty() {

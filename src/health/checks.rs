@@ -22,6 +22,13 @@ const DIAGNOSE_TIMEOUT: Duration = Duration::from_millis(200);
 /// PostgreSQL: a real `SELECT 1` through the pool.
 pub async fn postgres(db: &Database, limits: Limits) -> ServiceHealth {
     let started = Instant::now();
+    // With no pooled connection, the pool would retry a refused connection until the
+    // timeout. One direct attempt first tells a server that is down at once.
+    if db.pool.size() == 0
+        && let Some(fault) = quick_refusal(db).await
+    {
+        return finish(started, Some(fault), limits);
+    }
     let outcome = tokio::time::timeout(limits.timeout, async {
         let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&db.pool).await?;
         Ok::<_, sqlx::Error>(one)
@@ -130,6 +137,14 @@ async fn diagnose_unanswered(db: &Database) -> Fault {
         Some(Err(error)) => classify_io(error.kind()),
         // It accepts connections (or the attempt hangs): the server is silent.
         Some(Ok(())) | None => Fault::Timeout,
+    }
+}
+
+/// `Some` when PostgreSQL's address refuses connections (or its socket is missing).
+async fn quick_refusal(db: &Database) -> Option<Fault> {
+    match diagnose_unanswered(db).await {
+        Fault::Refused => Some(Fault::Refused),
+        _ => None,
     }
 }
 

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::MissedTickBehavior;
 
 use super::checks::{self, Limits};
 use super::snapshot::{ServiceHealth, Snapshot, Status};
@@ -50,18 +49,20 @@ impl HealthMonitor {
         let published_overall = overall.clone();
 
         let task = tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
-            // A round slower than the interval delays the next one instead of bunching them.
-            ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            ticker.tick().await; // the first tick is immediate; round 1 already ran
             let mut round = 1;
             loop {
+                // Sleep after each round rather than tick on a fixed grid: a round slowed by
+                // a timeout is followed by a full interval, never by an immediate re-check.
                 tokio::select! {
-                    _ = ticker.tick() => {}
+                    () = tokio::time::sleep(interval) => {}
                     _ = shutdown.wait_for(|stop| *stop) => break,
                 }
                 round += 1;
-                let next = run_round(&probes, round).await;
+                // Shutdown does not wait for a round stuck on a silent dependency.
+                let next = tokio::select! {
+                    next = run_round(&probes, round) => next,
+                    _ = shutdown.wait_for(|stop| *stop) => break,
+                };
                 log_changes(Some(&publish.borrow()), &next);
                 published_overall.store(next.overall() as u8, Ordering::Release);
                 publish.send_replace(Arc::new(next));

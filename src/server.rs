@@ -1,0 +1,89 @@
+//! The HTTP/1 server loop: accepts connections, serves each with hyper, and shuts down
+//! gracefully.
+//!
+//! This replaces `axum::serve` for one reason: it sets no timer, so a client that sends half a
+//! request (or nothing) holds its connection, a file descriptor and a graceful shutdown
+//! forever. Here every connection must deliver its request headers within
+//! `HEADER_READ_TIMEOUT`, and shutdown waits for open requests at most `grace`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tower::Service;
+
+/// Time a client has to send a request's headers, on a new connection and between
+/// keep-alive requests.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets open requests finish for
+/// at most `grace`. Returns whether every connection closed within the grace period.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> bool {
+    let (stop, stopped) = watch::channel(false);
+    // Each connection holds a sender; when the last one is dropped, `recv` returns `None`.
+    let (open, mut all_closed) = mpsc::channel::<Infallible>(1);
+    let mut shutdown = pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let connection = connection(stream, peer, router.clone(), stopped.clone());
+                    let open = open.clone();
+                    tokio::spawn(async move {
+                        connection.await;
+                        drop(open);
+                    });
+                }
+                Err(error) => {
+                    // Out of file descriptors, most likely: back off instead of spinning.
+                    tracing::error!(error = %error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    drop(open);
+    tokio::time::timeout(grace, all_closed.recv()).await.is_ok()
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        router.clone().call(request.map(Body::new))
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let mut served = pin!(builder.serve_connection(TokioIo::new(stream), service));
+    tokio::select! {
+        _ = served.as_mut() => return,
+        _ = stop.wait_for(|stop| *stop) => {}
+    }
+    // Finish the request in flight, if any, then close; idle connections close at once.
+    served.as_mut().graceful_shutdown();
+    let _ = served.await;
+}
