@@ -63,3 +63,27 @@ async fn after_shutdown_new_connections_are_refused() {
         "nothing listens after shutdown"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::spawn_app().await;
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    socket
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+
+    let started = std::time::Instant::now();
+    let mut buffer = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(20), socket.read(&mut buffer)).await;
+
+    let closed = matches!(read, Ok(Ok(0)) | Ok(Err(_)));
+    assert!(closed, "the server closes the connection: {read:?}");
+    let waited = started.elapsed();
+    let limit = reelbase::server::HEADER_READ_TIMEOUT;
+    assert!(
+        waited >= limit - Duration::from_millis(200) && waited < limit * 2,
+        "{waited:?}"
+    );
+}
