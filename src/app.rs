@@ -16,11 +16,14 @@ use crate::auth::keys::{self, KeyError};
 use crate::auth::{Auth, password};
 use crate::cache::{CacheError, Redis};
 use crate::config::Settings;
-use crate::db::{Database, DbError, migrations};
+use crate::db::{Database, DbError};
 use crate::health::report::{DetailedReports, ReportDirs};
-use crate::health::{HealthMonitor, Limits, Probes, resources};
+use crate::health::resources::{self, CpuGauge};
+use crate::health::{HealthMonitor, Limits, Probes};
+use crate::integrations::qdrant::Qdrant;
+use crate::integrations::tmdb::Tmdb;
 use crate::pipeline::readiness::PipelineChecker;
-use crate::server;
+use crate::{server, startup};
 
 /// How long in-flight requests get to finish after shutdown starts. A client that holds a
 /// connection open longer than this must not keep the process alive forever.
@@ -76,35 +79,30 @@ impl Application {
             timeout: settings.health_timeout,
             slow: settings.health_slow,
         };
+        let qdrant = settings.qdrant_url.clone().map(|url| {
+            Arc::new(Qdrant::new(
+                url,
+                settings.qdrant_api_key.clone(),
+                settings.health_timeout,
+            ))
+        });
         let probes = Probes {
             db: db.clone(),
             redis: redis.clone(),
+            qdrant: qdrant.clone(),
             limits,
         };
         let (stop_background, stop_rx) = watch::channel(false);
-        let mut background = Vec::new();
-        // Migrate before the first health round, so a healthy start reports a current schema.
-        if settings.auto_migrate && migrate_once(&db).await == Migrated::RetryLater {
-            let stop = stop_background.subscribe();
-            let retry = migrate_when_reachable(db.clone(), settings.health_interval, stop);
-            background.push(tokio::spawn(retry));
-        }
+        // Storage first (migrations, vector collections), so a healthy start reports a
+        // current schema; what cannot be reached yet is retried in the background.
+        let mut background =
+            startup::prepare_storage(&settings, &db, qdrant, &stop_background).await;
         let (health, monitor_task) =
             HealthMonitor::start(probes.clone(), settings.health_interval, stop_rx).await;
         background.push(monitor_task);
         let (cpu, cpu_task) = resources::spawn_cpu_sampler(stop_background.subscribe());
         background.push(cpu_task);
-        let pipeline = PipelineChecker::new(
-            settings.scripts_dir.clone(),
-            settings.models_dir.clone(),
-            settings.ffmpeg.clone(),
-            settings.ffprobe.clone(),
-        );
-        let dirs = ReportDirs {
-            data: settings.data_dir.clone(),
-            identities: settings.identities_dir.clone(),
-        };
-        let reports = DetailedReports::new(probes, pipeline, cpu, dirs);
+        let reports = detailed_reports(&settings, probes, cpu);
 
         let jwt_secret = keys::load_or_create(&settings)?;
         password::warm_up();
@@ -176,50 +174,21 @@ impl Application {
     }
 }
 
-/// How long a start-up migration may wait for a PostgreSQL connection.
-const MIGRATE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-#[derive(Debug, PartialEq, Eq)]
-enum Migrated {
-    /// Done, or failed in a way retrying will not fix (logged).
-    Settled,
-    /// PostgreSQL could not be reached; try again later.
-    RetryLater,
-}
-
-async fn migrate_once(db: &Database) -> Migrated {
-    let connection = tokio::time::timeout(MIGRATE_CONNECT_TIMEOUT, db.connect_one()).await;
-    let Ok(Ok(connection)) = connection else {
-        tracing::warn!("cannot reach PostgreSQL to apply migrations; will retry");
-        return Migrated::RetryLater;
+fn detailed_reports(settings: &Settings, probes: Probes, cpu: CpuGauge) -> DetailedReports {
+    let pipeline = PipelineChecker::new(
+        settings.scripts_dir.clone(),
+        settings.models_dir.clone(),
+        settings.ffmpeg.clone(),
+        settings.ffprobe.clone(),
+    );
+    let dirs = ReportDirs {
+        data: settings.data_dir.clone(),
+        identities: settings.identities_dir.clone(),
     };
-    match migrations::migrate(connection).await {
-        Ok(applied) => {
-            tracing::info!(applied = applied.len(), "schema is current");
-            Migrated::Settled
-        }
-        Err(migrations::MigrateError::Database(error)) => {
-            tracing::warn!(error = %error, "migration interrupted; will retry");
-            Migrated::RetryLater
-        }
-        Err(error) => {
-            // An altered or failing migration needs an operator; health reports it.
-            tracing::error!(error = %error, "migrations cannot be applied");
-            Migrated::Settled
-        }
-    }
-}
-
-/// Retries the start-up migration every `interval` until it settles or the server stops, so
-/// a server started while PostgreSQL was down becomes ready when PostgreSQL comes back.
-async fn migrate_when_reachable(db: Database, interval: Duration, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            _ = stop.wait_for(|stop| *stop) => return,
-        }
-        if migrate_once(&db).await == Migrated::Settled {
-            return;
-        }
-    }
+    let tmdb = Tmdb::new(
+        settings.tmdb_base_url.clone(),
+        settings.tmdb_api_key.clone(),
+        settings.tmdb_enabled,
+    );
+    DetailedReports::new(probes, pipeline, cpu, dirs, tmdb)
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::cache::Redis;
 use crate::db::{Database, Target};
+use crate::integrations::qdrant::Qdrant;
 
 use super::snapshot::{Fault, ServiceHealth, Status};
 
@@ -70,10 +71,23 @@ pub async fn redis(redis: &Redis, limits: Limits) -> ServiceHealth {
     finish(started, fault, limits)
 }
 
+/// Qdrant: its readiness endpoint, then each collection reelbase uses.
+pub async fn qdrant(qdrant: &Qdrant, limits: Limits) -> ServiceHealth {
+    let started = Instant::now();
+    let fault = match tokio::time::timeout(limits.timeout, qdrant.check()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(fault)) => Some(fault),
+        Err(_) => Some(Fault::Timeout),
+    };
+    finish(started, fault, limits)
+}
+
 fn finish(started: Instant, fault: Option<Fault>, limits: Limits) -> ServiceHealth {
     let elapsed = started.elapsed();
     let latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
     let (status, error) = match fault {
+        // It answered, but without what we need: degraded, not down.
+        Some(Fault::MissingCollection) => (Status::Degraded, Some(Fault::MissingCollection)),
         Some(fault) => (Status::Error, Some(fault)),
         None if elapsed > limits.slow => (Status::Degraded, Some(Fault::Slow)),
         None => (Status::Ok, None),

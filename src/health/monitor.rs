@@ -16,12 +16,15 @@ use super::checks::{self, Limits};
 use super::snapshot::{ServiceHealth, Snapshot, Status};
 use crate::cache::Redis;
 use crate::db::{Database, migrations};
+use crate::integrations::qdrant::Qdrant;
 
 /// What the monitor checks, and how.
 #[derive(Clone)]
 pub struct Probes {
     pub db: Database,
     pub redis: Arc<Redis>,
+    /// Only when `REELBASE_QDRANT_URL` is set: reelbase never reports a service it does not use.
+    pub qdrant: Option<Arc<Qdrant>>,
     pub limits: Limits,
 }
 
@@ -120,11 +123,20 @@ async fn run_round(probes: &Probes, round: u64) -> Snapshot {
 
 /// Checks every service reelbase uses, concurrently, each under its own timeout.
 pub async fn check_services(probes: &Probes) -> Vec<(&'static str, ServiceHealth)> {
-    let (postgres, redis) = tokio::join!(
+    let qdrant = async {
+        match &probes.qdrant {
+            Some(qdrant) => Some(checks::qdrant(qdrant, probes.limits).await),
+            None => None,
+        }
+    };
+    let (postgres, redis, qdrant) = tokio::join!(
         checks::postgres(&probes.db, probes.limits),
         checks::redis(&probes.redis, probes.limits),
+        qdrant,
     );
-    vec![("postgres", postgres), ("redis", redis)]
+    let mut services = vec![("postgres", postgres), ("redis", redis)];
+    services.extend(qdrant.map(|health| ("qdrant", health)));
+    services
 }
 
 /// Logs a line when a service changes state; steady state is debug detail.

@@ -19,6 +19,7 @@ use super::snapshot::Status;
 use crate::build_info;
 use crate::db::migrations;
 use crate::identities;
+use crate::integrations::tmdb::Tmdb;
 use crate::pipeline::readiness::PipelineChecker;
 
 /// The folders the report looks at.
@@ -36,13 +37,21 @@ pub struct DetailedReports {
     cpu: CpuGauge,
     data_dir: PathBuf,
     identities_dir: PathBuf,
+    tmdb: Tmdb,
     latest: Mutex<Option<(Instant, Arc<Value>)>>,
     building: tokio::sync::Mutex<()>,
 }
 
 impl DetailedReports {
-    pub fn new(probes: Probes, pipeline: PipelineChecker, cpu: CpuGauge, dirs: ReportDirs) -> Self {
+    pub fn new(
+        probes: Probes,
+        pipeline: PipelineChecker,
+        cpu: CpuGauge,
+        dirs: ReportDirs,
+        tmdb: Tmdb,
+    ) -> Self {
         Self {
+            tmdb,
             probes,
             pipeline: Arc::new(pipeline),
             cpu,
@@ -101,8 +110,17 @@ impl DetailedReports {
                 .ok()
                 .and_then(Result::ok)
         };
-        let (services, schema, pipeline, identities) =
-            tokio::join!(check_services(&self.probes), schema, pipeline, identities);
+        let tmdb = async {
+            let report = self.tmdb.report();
+            tokio::time::timeout(timeout, report).await.ok()
+        };
+        let (services, schema, pipeline, identities, tmdb) = tokio::join!(
+            check_services(&self.probes),
+            schema,
+            pipeline,
+            identities,
+            tmdb
+        );
 
         let status = if services.iter().all(|(_, h)| h.status == Status::Ok) {
             Status::Ok
@@ -121,6 +139,7 @@ impl DetailedReports {
             "pipeline": pipeline,
             "schema": schema,
             "identities": identities,
+            "integrations": { "tmdb": tmdb },
         })
     }
 }

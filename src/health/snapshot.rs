@@ -42,6 +42,8 @@ pub enum Fault {
     Unreachable,
     /// Answered correctly, but slower than the configured threshold.
     Slow,
+    /// Qdrant answered, but a collection reelbase stores vectors in does not exist.
+    MissingCollection,
     /// Answered with something we did not expect.
     Protocol,
 }
@@ -55,6 +57,7 @@ impl Fault {
             Fault::MissingDatabase => "missing_database",
             Fault::Unreachable => "unreachable",
             Fault::Slow => "slow",
+            Fault::MissingCollection => "missing_collection",
             Fault::Protocol => "protocol",
         }
     }

@@ -12,6 +12,7 @@ mod dependencies;
 mod detailed_health;
 mod errors;
 mod identities;
+mod integrations;
 mod migrations;
 mod public_health;
 mod shutdown;

@@ -5,6 +5,7 @@ mod database;
 pub mod process;
 mod proxy;
 mod redis_server;
+pub mod stubs;
 
 pub use app::{TestApp, spawn_app, spawn_app_with};
 pub use database::TestDb;
