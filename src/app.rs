@@ -110,6 +110,7 @@ impl Application {
         let context = AppContext {
             auth,
             reports,
+            counters: Arc::default(),
             settings: Arc::new(settings),
             db,
             redis,

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::LazyLock;
+use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
@@ -49,6 +50,7 @@ const JSON_NO_STORE: [(header::HeaderName, HeaderValue); 2] = [
 ];
 
 pub async fn summary(State(state): State<AppState>) -> Response {
+    state.counters.health.fetch_add(1, Ordering::Relaxed);
     let prefix = match state.health.overall() {
         Status::Ok => &SUMMARY_PREFIXES[0],
         _ => &SUMMARY_PREFIXES[1],
@@ -62,15 +64,21 @@ pub async fn summary(State(state): State<AppState>) -> Response {
 }
 
 /// 200 for as long as the process serves requests.
-pub async fn live() -> Response {
+pub async fn live(State(state): State<AppState>) -> Response {
+    state.counters.live.fetch_add(1, Ordering::Relaxed);
     (NO_STORE, Json(StatusOnly { status: "ok" })).into_response()
 }
 
 /// 200 when the services every request needs are `ok`, else 503; the body says the same.
 pub async fn ready(State(state): State<AppState>) -> Response {
     let (code, status) = if state.health.latest().is_ready() {
+        state.counters.ready_ok.fetch_add(1, Ordering::Relaxed);
         (StatusCode::OK, "ok")
     } else {
+        state
+            .counters
+            .ready_unavailable
+            .fetch_add(1, Ordering::Relaxed);
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
     };
     (code, NO_STORE, Json(StatusOnly { status })).into_response()

@@ -4,6 +4,7 @@ mod auth;
 pub mod error;
 mod health;
 mod json;
+pub mod metrics;
 mod trace;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::db::Database;
 use crate::health::HealthMonitor;
 use crate::health::report::DetailedReports;
 pub use error::{ApiError, ErrorCode};
+use metrics::HttpCounters;
 
 /// What every handler can reach. axum clones the state for every request, so it is one `Arc`.
 #[derive(Clone)]
@@ -47,6 +49,7 @@ pub struct AppContext {
     pub health: HealthMonitor,
     pub auth: Auth,
     pub reports: DetailedReports,
+    pub counters: Arc<HttpCounters>,
     /// Monotonic start time, for `uptime_ms`.
     pub started: Instant,
 }
@@ -59,6 +62,7 @@ pub struct AppContext {
 /// fail with a 5xx, and the monitor already logs every change of state. Skipping the log
 /// layer there also keeps `/health` near the cost of a constant response.
 pub fn router(state: AppState, extra: Router) -> Router {
+    let counters = state.counters.clone();
     let probes = Router::new()
         .route("/health", get(health::summary))
         .route("/health/live", get(health::live))
@@ -74,6 +78,7 @@ pub fn router(state: AppState, extra: Router) -> Router {
     // Everything else, including unknown paths, needs a caller: default deny.
     let private = Router::new()
         .route("/health/detailed", get(health::detailed))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/v1/auth/me", get(auth::me))
         .route(
             "/api/v1/auth/api-keys",
@@ -86,7 +91,7 @@ pub fn router(state: AppState, extra: Router) -> Router {
     let logged = public
         .merge(private)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(trace::RequestLogLayer);
+        .layer(trace::RequestLogLayer::new(counters));
     probes.merge(logged)
 }
 

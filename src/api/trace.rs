@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -17,22 +18,37 @@ use axum::http::Method;
 use axum::response::Response;
 use tower::{Layer, Service};
 use tracing::Level;
+
+use super::metrics::HttpCounters;
 use tracing::instrument::Instrumented;
 
-#[derive(Clone, Copy, Default)]
-pub struct RequestLogLayer;
+/// Logs each request and counts it for `/metrics`.
+#[derive(Clone)]
+pub struct RequestLogLayer {
+    counters: Arc<HttpCounters>,
+}
+
+impl RequestLogLayer {
+    pub fn new(counters: Arc<HttpCounters>) -> Self {
+        Self { counters }
+    }
+}
 
 impl<S> Layer<S> for RequestLogLayer {
     type Service = RequestLog<S>;
 
     fn layer(&self, inner: S) -> RequestLog<S> {
-        RequestLog { inner }
+        RequestLog {
+            inner,
+            counters: self.counters.clone(),
+        }
     }
 }
 
 #[derive(Clone)]
 pub struct RequestLog<S> {
     inner: S,
+    counters: Arc<HttpCounters>,
 }
 
 impl<S> Service<Request> for RequestLog<S>
@@ -63,6 +79,7 @@ where
         let inner = tracing::Instrument::instrument(self.inner.call(request), span);
         LoggedFuture {
             inner,
+            counters: self.counters.clone(),
             started: Instant::now(),
             method,
             route,
@@ -74,6 +91,7 @@ pin_project_lite::pin_project! {
     pub struct LoggedFuture<F> {
         #[pin]
         inner: Instrumented<F>,
+        counters: Arc<HttpCounters>,
         started: Instant,
         method: Method,
         route: Option<MatchedPath>,
@@ -90,6 +108,13 @@ where
         let this = self.project();
         let result = std::task::ready!(this.inner.poll(cx));
         if let Ok(response) = &result {
+            let route = this
+                .route
+                .as_ref()
+                .map(MatchedPath::as_str)
+                .unwrap_or("unmatched");
+            this.counters
+                .record(route, this.method.as_str(), response.status().as_u16());
             log_response(*this.started, this.method, this.route.as_ref(), response);
         }
         Poll::Ready(result)

@@ -2,6 +2,7 @@
 
 mod apikey;
 mod config;
+mod health;
 mod identities;
 mod migrate;
 mod scripts;
@@ -41,6 +42,8 @@ pub enum Command {
     Serve,
     /// Print the effective configuration, with every secret redacted.
     Config,
+    /// Ask a running server for its detailed health; exit 0 ok, 1 degraded, 2 unreachable.
+    Health(health::HealthArgs),
     /// Apply pending schema migrations (or, with --status, only show the schema state).
     Migrate {
         #[arg(long)]
@@ -111,6 +114,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve => serve::run(settings, notes),
         Command::Config => config::run(&settings, &notes),
+        Command::Health(args) => block_on(async { Ok(health::run(&settings, args).await) }),
         Command::Migrate { status } => block_on(migrate::run(&settings, status)),
         Command::User(command) => block_on(user::run(&settings, command)),
         Command::Apikey(command) => block_on(apikey::run(&settings, command)),

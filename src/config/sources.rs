@@ -52,7 +52,7 @@ pub const SECRET_KEYS: &[&str] = &[
 ];
 
 /// Environment variables that belong to reelbase but are not settings.
-const NON_SETTING_VARS: &[&str] = &["REELBASE_CONFIG", "REELBASE_GIT_HASH"];
+const NON_SETTING_VARS: &[&str] = &["REELBASE_CONFIG", "REELBASE_GIT_HASH", "REELBASE_API_KEY"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {

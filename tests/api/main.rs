@@ -13,6 +13,7 @@ mod detailed_health;
 mod errors;
 mod identities;
 mod integrations;
+mod metrics_and_cli;
 mod migrations;
 mod public_health;
 mod shutdown;
