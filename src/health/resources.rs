@@ -47,9 +47,11 @@ pub fn spawn_cpu_sampler(mut stop: watch::Receiver<bool>) -> (CpuGauge, JoinHand
     let shared = gauge.clone();
     let task = tokio::spawn(async move {
         let mut previous = read_cpu_times();
+        // The first figure comes after a short interval, so a new server has one quickly.
+        let mut wait = CPU_SAMPLE_INTERVAL / 4;
         loop {
             tokio::select! {
-                () = tokio::time::sleep(CPU_SAMPLE_INTERVAL) => {}
+                () = tokio::time::sleep(wait) => wait = CPU_SAMPLE_INTERVAL,
                 _ = stop.wait_for(|stop| *stop) => return,
             }
             let current = read_cpu_times();

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -51,7 +52,8 @@ pub struct PipelineChecker {
     ffmpeg: PathBuf,
     ffprobe: PathBuf,
     hashes: HashCache,
-    tools: Mutex<Option<(Instant, bool)>>,
+    tools: Arc<Mutex<Option<(Instant, bool)>>>,
+    refreshing: Arc<AtomicBool>,
 }
 
 impl PipelineChecker {
@@ -68,7 +70,8 @@ impl PipelineChecker {
             ffmpeg,
             ffprobe,
             hashes,
-            tools: Mutex::new(None),
+            tools: Arc::default(),
+            refreshing: Arc::default(),
         }
     }
 
@@ -94,15 +97,33 @@ impl PipelineChecker {
         }
     }
 
-    /// Both ffmpeg and ffprobe start and report a version, cached for a few seconds.
+    /// Both ffmpeg and ffprobe start and report a version. Starting them takes a tenth of a
+    /// second or more, so the answer is cached, and once it is stale it is refreshed on a
+    /// thread of its own while callers get the previous answer: no report waits for it but
+    /// the very first.
     fn tools_run(&self) -> bool {
-        let mut cached = self.tools.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, ok)) = cached.filter(|(at, _)| at.elapsed() < TOOL_CACHE) {
-            return ok;
+        let cached = *self.tools.lock().unwrap_or_else(|p| p.into_inner());
+        match cached {
+            Some((at, ok)) if at.elapsed() < TOOL_CACHE => ok,
+            Some((_, ok)) => {
+                if !self.refreshing.swap(true, Ordering::AcqRel) {
+                    let (tools, refreshing) = (self.tools.clone(), self.refreshing.clone());
+                    let (ffmpeg, ffprobe) = (self.ffmpeg.clone(), self.ffprobe.clone());
+                    std::thread::spawn(move || {
+                        let ok = runs(&ffmpeg) && runs(&ffprobe);
+                        *tools.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some((Instant::now(), ok));
+                        refreshing.store(false, Ordering::Release);
+                    });
+                }
+                ok
+            }
+            None => {
+                let ok = runs(&self.ffmpeg) && runs(&self.ffprobe);
+                *self.tools.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), ok));
+                ok
+            }
         }
-        let ok = runs(&self.ffmpeg) && runs(&self.ffprobe);
-        *cached = Some((Instant::now(), ok));
-        ok
     }
 }
 

@@ -116,6 +116,21 @@ async fn every_field_is_present_with_its_type() {
         ]
     );
     assert!(processors.values().all(Value::is_boolean));
+    let identities = &report["identities"];
+    assert_eq!(
+        identities["directory_exists"], false,
+        "no identity folder in this test"
+    );
+    for field in ["files_count", "db_count"] {
+        assert!(identities[field].is_u64(), "identities.{field}");
+    }
+    for field in ["index_ok", "synced"] {
+        assert!(identities[field].is_boolean(), "identities.{field}");
+    }
+    let tmdb = &report["integrations"]["tmdb"];
+    assert_eq!(tmdb["api_key_configured"], false);
+    assert_eq!(tmdb["enabled"], false);
+    assert!(tmdb["api_reachable"].is_null());
     let schema = &report["schema"];
     assert_eq!(schema["table_exists"], true);
     assert_eq!(schema["applied"][0]["filename"], "0001_users_and_auth.sql");
