@@ -3,21 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use reelbase::config::Settings;
 use reelbase::db::users::Role;
 use reelbase::pipeline::manifest;
 use serde_json::Value;
 
-use crate::helpers::{RedisServer, SilentListener, TestApp, spawn_app_with};
-
-/// An app with a user and an API key for it.
-async fn app_with_key(customize: impl FnOnce(&mut Settings)) -> (TestApp, String) {
-    let app = spawn_app_with(customize).await;
-    app.create_user("ops", "correct horse battery", Role::User)
-        .await;
-    let key = app.api_key("ops").await;
-    (app, key)
-}
+use crate::helpers::{RedisServer, SilentListener, TestApp, spawn_app_with_key};
 
 async fn detailed(app: &TestApp, key: &str) -> Value {
     let response = app
@@ -60,7 +50,7 @@ async fn every_field_is_present_with_its_type() {
         &[("asr.py", "print(1)"), ("lib/util.py", "x = 1")],
     );
     let models = folder("models", &[("tiny.bin", "weights")]);
-    let (app, key) = app_with_key(|s| {
+    let (app, key) = spawn_app_with_key(Role::User, |s| {
         s.scripts_dir = scripts.clone();
         s.models_dir = models.clone();
     })
@@ -140,7 +130,7 @@ async fn every_field_is_present_with_its_type() {
 
 #[tokio::test]
 async fn cpu_use_is_sampled_over_an_interval() {
-    let (app, key) = app_with_key(|_| {}).await;
+    let (app, key) = spawn_app_with_key(Role::User, |_| {}).await;
 
     tokio::time::sleep(Duration::from_millis(1300)).await; // one sample interval and a bit
 
@@ -157,7 +147,7 @@ async fn tampered_missing_and_extra_scripts_are_reported() {
     std::fs::write(scripts.join("a.py"), "tampered").unwrap();
     std::fs::remove_file(scripts.join("b.py")).unwrap();
     std::fs::write(scripts.join("extra.py"), "not in the manifest").unwrap();
-    let (app, key) = app_with_key(|s| s.scripts_dir = scripts.clone()).await;
+    let (app, key) = spawn_app_with_key(Role::User, |s| s.scripts_dir = scripts.clone()).await;
 
     let integrity = detailed(&app, &key).await["pipeline"]["scripts_integrity"].clone();
 
@@ -173,7 +163,7 @@ async fn tampered_missing_and_extra_scripts_are_reported() {
 async fn a_missing_model_and_a_missing_folder_are_reported() {
     let models = folder("models", &[("face.dat", "w1"), ("pose.task", "w2")]);
     std::fs::remove_file(models.join("pose.task")).unwrap();
-    let (app, key) = app_with_key(|s| {
+    let (app, key) = spawn_app_with_key(Role::User, |s| {
         s.models_dir = models.clone();
         s.scripts_dir = PathBuf::from("/nonexistent/reelbase/scripts");
     })
@@ -193,7 +183,10 @@ async fn a_missing_model_and_a_missing_folder_are_reported() {
 
 #[tokio::test]
 async fn ffmpeg_is_false_when_it_cannot_run() {
-    let (app, key) = app_with_key(|s| s.ffmpeg = PathBuf::from("/nonexistent/bin/ffmpeg")).await;
+    let (app, key) = spawn_app_with_key(Role::User, |s| {
+        s.ffmpeg = PathBuf::from("/nonexistent/bin/ffmpeg")
+    })
+    .await;
 
     let pipeline = detailed(&app, &key).await["pipeline"].clone();
 
@@ -216,7 +209,7 @@ async fn ffmpeg_is_true_when_both_tools_run() {
         installed.is_ok_and(|o| o.status.success()),
         "tools/setup installs ffmpeg"
     );
-    let (app, key) = app_with_key(|_| {}).await;
+    let (app, key) = spawn_app_with_key(Role::User, |_| {}).await;
 
     assert_eq!(detailed(&app, &key).await["pipeline"]["ffmpeg"], true);
 }
@@ -225,7 +218,7 @@ async fn ffmpeg_is_true_when_both_tools_run() {
 async fn a_burst_of_callers_shares_one_round_of_checks() {
     let redis = RedisServer::start();
     let url = redis.url();
-    let (app, key) = app_with_key(|s| {
+    let (app, key) = spawn_app_with_key(Role::User, |s| {
         s.redis_url = reelbase::config::ServiceUrl::new(url::Url::parse(&url).unwrap());
         s.health_interval = Duration::from_secs(3600); // keep the monitor out of the count
     })
@@ -274,7 +267,7 @@ async fn ping_count(redis: &RedisServer) -> u64 {
 async fn a_silent_dependency_keeps_the_whole_report_within_the_timeout() {
     let silent = SilentListener::start().await;
     let url = format!("redis://127.0.0.1:{}", silent.port);
-    let (app, key) = app_with_key(|s| {
+    let (app, key) = spawn_app_with_key(Role::User, |s| {
         s.redis_url = reelbase::config::ServiceUrl::new(url::Url::parse(&url).unwrap());
         s.health_timeout = Duration::from_millis(800);
     })

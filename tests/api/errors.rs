@@ -3,7 +3,7 @@
 use reelbase::db::users::Role;
 use serde_json::Value;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with_key};
 
 fn assert_error_body(body: &serde_json::Value, code: &str) {
     assert_eq!(body["error"]["code"], code, "{body}");
@@ -20,15 +20,6 @@ fn assert_error_body(body: &serde_json::Value, code: &str) {
     );
 }
 
-/// An app and an API key, since unknown paths answer 404 only to authenticated callers.
-async fn app_and_key() -> (crate::helpers::TestApp, String) {
-    let app = spawn_app().await;
-    app.create_user("ana", "correct horse battery", Role::User)
-        .await;
-    let key = app.api_key("ana").await;
-    (app, key)
-}
-
 async fn get_with_key(app: &crate::helpers::TestApp, key: &str, path: &str) -> (u16, Value) {
     let response = app
         .client
@@ -42,7 +33,7 @@ async fn get_with_key(app: &crate::helpers::TestApp, key: &str, path: &str) -> (
 
 #[tokio::test]
 async fn unknown_route_is_a_json_404_for_an_authenticated_caller() {
-    let (app, key) = app_and_key().await;
+    let (app, key) = spawn_app_with_key(Role::User, |_| {}).await;
 
     let (status, body) = get_with_key(&app, &key, "/no/such/route").await;
 
@@ -74,7 +65,7 @@ async fn wrong_method_is_a_json_405_with_allow_header() {
 
 #[tokio::test]
 async fn error_messages_never_echo_the_query_string() {
-    let (app, key) = app_and_key().await;
+    let (app, key) = spawn_app_with_key(Role::User, |_| {}).await;
 
     let (status, body) = get_with_key(&app, &key, "/nothing?token=rb_supersecret").await;
 

@@ -8,18 +8,10 @@ use reelbase::db::users::Role;
 use serde_json::Value;
 
 use crate::helpers::stubs::{Behaviour, QdrantStub, TmdbStub};
-use crate::helpers::{SilentListener, TestApp, free_port, spawn_app_with};
+use crate::helpers::{SilentListener, TestApp, free_port, spawn_app_with_key};
 
 fn url(text: &str) -> ServiceUrl {
     ServiceUrl::new(url::Url::parse(text).unwrap())
-}
-
-async fn app_with_key(customize: impl FnOnce(&mut Settings)) -> (TestApp, String) {
-    let app = spawn_app_with(customize).await;
-    app.create_user("ops", "correct horse battery", Role::User)
-        .await;
-    let key = app.api_key("ops").await;
-    (app, key)
 }
 
 async fn detailed(app: &TestApp, key: &str) -> Value {
@@ -35,7 +27,7 @@ async fn detailed(app: &TestApp, key: &str) -> Value {
 #[tokio::test]
 async fn qdrant_collections_are_created_at_start_and_reported_ok() {
     let qdrant = QdrantStub::start(Some("qdrant-key-77")).await;
-    let (app, key) = app_with_key(|s| {
+    let (app, key) = spawn_app_with_key(Role::User, |s| {
         s.qdrant_url = Some(url(&qdrant.url()));
         s.qdrant_api_key = Some(Secret::new("qdrant-key-77"));
     })
@@ -56,7 +48,8 @@ async fn qdrant_collections_are_created_at_start_and_reported_ok() {
 #[tokio::test]
 async fn a_deleted_collection_degrades_qdrant_with_its_reason() {
     let qdrant = QdrantStub::start(None).await;
-    let (app, key) = app_with_key(|s| s.qdrant_url = Some(url(&qdrant.url()))).await;
+    let (app, key) =
+        spawn_app_with_key(Role::User, |s| s.qdrant_url = Some(url(&qdrant.url()))).await;
 
     qdrant.drop_collection("reelbase_faces");
     let report = detailed(&app, &key).await;
@@ -75,7 +68,7 @@ async fn a_deleted_collection_degrades_qdrant_with_its_reason() {
 #[tokio::test]
 async fn qdrant_faults_are_classified_and_it_recovers() {
     let qdrant = QdrantStub::start(None).await;
-    let (app, key) = app_with_key(|s| {
+    let (app, key) = spawn_app_with_key(Role::User, |s| {
         s.qdrant_url = Some(url(&qdrant.url()));
         s.health_slow = Duration::from_millis(300);
         s.health_timeout = Duration::from_millis(1500);
@@ -111,7 +104,7 @@ async fn qdrant_refusing_silent_or_wrong_key_is_an_error_of_its_kind() {
         (keyed.url(), Some("wrong-key"), "auth"),
     ];
     for (address, api_key, expected) in cases {
-        let (app, key) = app_with_key(|s| {
+        let (app, key) = spawn_app_with_key(Role::User, |s| {
             s.qdrant_url = Some(url(&address));
             s.qdrant_api_key = api_key.map(Secret::new);
             s.health_timeout = Duration::from_millis(600);
@@ -127,7 +120,7 @@ async fn qdrant_refusing_silent_or_wrong_key_is_an_error_of_its_kind() {
 }
 
 async fn tmdb_report(customize: impl FnOnce(&mut Settings)) -> (TestApp, String, Value) {
-    let (app, key) = app_with_key(customize).await;
+    let (app, key) = spawn_app_with_key(Role::User, customize).await;
     let report = detailed(&app, &key).await["integrations"]["tmdb"].clone();
     (app, key, report)
 }

@@ -5,19 +5,11 @@ use std::process::Output;
 use reelbase::db::users::Role;
 
 use crate::helpers::process::reelbase;
-use crate::helpers::{TestApp, free_port, spawn_app, spawn_app_with};
-
-async fn app_with_key() -> (TestApp, String) {
-    let app = spawn_app().await;
-    app.create_user("ops", "correct horse battery", Role::Admin)
-        .await;
-    let key = app.api_key("ops").await;
-    (app, key)
-}
+use crate::helpers::{free_port, spawn_app_with, spawn_app_with_key};
 
 #[tokio::test]
 async fn metrics_need_a_caller_and_count_requests_by_route_template() {
-    let (app, key) = app_with_key().await;
+    let (app, key) = spawn_app_with_key(Role::Admin, |_| {}).await;
     app.get("/health").await;
     app.get("/health").await;
     let revoke = app
@@ -90,7 +82,7 @@ fn stdout(output: &Output) -> String {
 
 #[tokio::test]
 async fn health_command_prints_a_line_per_component_and_exits_0_when_ok() {
-    let (app, key) = app_with_key().await;
+    let (app, key) = spawn_app_with_key(Role::Admin, |_| {}).await;
 
     let output = health_command(vec!["--url".into(), app.url("")], Some(key.clone())).await;
     let json = health_command(
@@ -144,7 +136,7 @@ async fn health_command_marks_what_is_wrong_and_exits_1_when_degraded() {
 
 #[tokio::test]
 async fn health_command_exits_2_when_it_cannot_ask() {
-    let (app, _) = app_with_key().await;
+    let (app, _) = spawn_app_with_key(Role::Admin, |_| {}).await;
     let nowhere = format!("http://127.0.0.1:{}", free_port());
 
     let unreachable = health_command(vec!["--url".into(), nowhere], None).await;

@@ -49,6 +49,17 @@ pub fn test_settings(db: &TestDb) -> Settings {
         .0
 }
 
+/// An app with one user of `role` (named `ops`) and an API key for it.
+pub async fn spawn_app_with_key(
+    role: Role,
+    customize: impl FnOnce(&mut Settings),
+) -> (TestApp, String) {
+    let app = spawn_app_with(customize).await;
+    app.create_user("ops", "correct horse battery", role).await;
+    let key = app.api_key("ops").await;
+    (app, key)
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }

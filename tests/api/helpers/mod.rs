@@ -7,7 +7,7 @@ mod proxy;
 mod redis_server;
 pub mod stubs;
 
-pub use app::{TestApp, spawn_app, spawn_app_with};
+pub use app::{TestApp, spawn_app, spawn_app_with, spawn_app_with_key};
 pub use database::TestDb;
 pub use proxy::{PgProxy, ProxyMode, SilentListener};
 pub use redis_server::RedisServer;
