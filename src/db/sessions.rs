@@ -13,7 +13,9 @@ pub async fn create(
 ) -> Result<(), sqlx::Error> {
     // Expired sessions are pruned here, on the way: logins are rare enough for it to be cheap
     // (the expiry column is indexed), and no background job is needed.
-    sqlx::query("DELETE FROM sessions WHERE expires_at < now()").execute(pool).await?;
+    sqlx::query("DELETE FROM sessions WHERE expires_at < now()")
+        .execute(pool)
+        .await?;
     sqlx::query("INSERT INTO sessions (token_hash, user_id, expires_at) VALUES ($1, $2, $3)")
         .bind(token_hash)
         .bind(user_id)
