@@ -10,20 +10,32 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::response::IntoResponse;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tower::Service;
+
+use crate::api::{ApiError, ErrorCode};
 
 /// Time a client has to send a request's headers, on a new connection and between
 /// keep-alive requests.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time a request may take from its headers to its response, body included: a client that
+/// announces a body and never sends it is answered 408 instead of holding its connection.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connections served at once. Beyond it, new connections wait in the kernel's backlog, so a
+/// flood of idle clients cannot use up the process's file descriptors.
+pub const MAX_CONNECTIONS: usize = 4096;
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open requests finish for
 /// at most `grace`. Returns whether every connection closed within the grace period.
@@ -37,7 +49,13 @@ pub async fn serve(
     // Each connection holds a sender; when the last one is dropped, `recv` returns `None`.
     let (open, mut all_closed) = mpsc::channel::<Infallible>(1);
     let mut shutdown = pin!(shutdown);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slot else { break };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
@@ -45,7 +63,7 @@ pub async fn serve(
                     let open = open.clone();
                     tokio::spawn(async move {
                         connection.await;
-                        drop(open);
+                        drop((open, slot));
                     });
                 }
                 Err(error) => {
@@ -72,7 +90,17 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
-        router.clone().call(request.map(Body::new))
+        let call = router.clone().call(request.map(Body::new));
+        async move {
+            match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
+                Ok(response) => response,
+                Err(_) => Ok(ApiError::new(
+                    ErrorCode::RequestTimeout,
+                    "the request took too long (a body that never arrived?)",
+                )
+                .into_response()),
+            }
+        }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder

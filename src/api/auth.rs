@@ -37,27 +37,32 @@ pub async fn login(
     let client = peer.ip();
     let limiter = &state.auth.limiter;
     limiter
-        .check(client, &request.username)
+        .attempt(client, &request.username)
         .await
         .map_err(ApiError::rate_limited)?;
 
     let pool = &state.db.pool;
     let unavailable = |e: sqlx::Error| ApiError::unavailable("cannot look up the user", &e);
-    let user = users::find_by_name(pool, &request.username)
-        .await
-        .map_err(unavailable)?;
+    // A name PostgreSQL cannot hold (NUL, other control characters) cannot exist: it is
+    // checked against the dummy hash like any unknown name, never sent to the database.
+    let user = if users::plausible_name(&request.username) {
+        users::find_by_name(pool, &request.username)
+            .await
+            .map_err(unavailable)?
+    } else {
+        None
+    };
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     // Always verify, against a dummy hash when there is no such user: same time either way.
     let password_ok = password::verify(request.password, stored).await;
     let user = match user {
         Some(user) if password_ok && !user.disabled => user,
         _ => {
-            limiter.record_failure(client, &request.username).await;
             tracing::warn!(client = %client, "login refused");
             return Err(ApiError::unauthorized(BAD_LOGIN));
         }
     };
-    limiter.clear_user(client, &request.username).await;
+    limiter.succeeded(client, &request.username).await;
 
     let session = tokens::random_token().map_err(|e| ApiError::internal("no randomness", &e))?;
     let now = OffsetDateTime::now_utc()

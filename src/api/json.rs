@@ -3,6 +3,7 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, ErrorCode};
@@ -23,6 +24,9 @@ where
                 ErrorCode::UnsupportedMediaType,
                 "send the body as JSON with `Content-Type: application/json`",
             )),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(
+                ApiError::new(ErrorCode::PayloadTooLarge, "the body is larger than 2 MiB"),
+            ),
             Err(rejection) => Err(ApiError::new(ErrorCode::InvalidJson, rejection.body_text())),
         }
     }

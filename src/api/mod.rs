@@ -74,7 +74,8 @@ pub fn router(state: AppState, extra: Router) -> Router {
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/logout", post(auth::logout))
         .with_state(state.clone())
-        .merge(extra);
+        .merge(extra)
+        .method_not_allowed_fallback(method_not_allowed);
     // Everything else, including unknown paths, needs a caller: default deny.
     let private = Router::new()
         .route("/health/detailed", get(health::detailed))
@@ -86,11 +87,13 @@ pub fn router(state: AppState, extra: Router) -> Router {
         )
         .route("/api/v1/auth/api-keys/{id}", delete(auth::revoke_key))
         .fallback(not_found)
+        // Set before the auth layer, so a wrong method on a private path is refused with
+        // 401 like any other anonymous request, and never reveals that the path exists.
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())
         .layer(middleware::from_fn_with_state(state, require_caller));
     let logged = public
         .merge(private)
-        .method_not_allowed_fallback(method_not_allowed)
         .layer(trace::RequestLogLayer::new(counters));
     probes.merge(logged)
 }

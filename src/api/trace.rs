@@ -113,8 +113,11 @@ where
                 .as_ref()
                 .map(MatchedPath::as_str)
                 .unwrap_or("unmatched");
+            // Methods outside the standard set are counted together, so made-up methods
+            // cannot add series without bound.
+            let method = standard_method(this.method);
             this.counters
-                .record(route, this.method.as_str(), response.status().as_u16());
+                .record(route, method, response.status().as_u16());
             log_response(*this.started, this.method, this.route.as_ref(), response);
         }
         Poll::Ready(result)
@@ -140,4 +143,15 @@ fn log_response(
     } else {
         tracing::debug!(%method, route, status, latency_us, "request finished");
     }
+}
+
+fn standard_method(method: &Method) -> &'static str {
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    STANDARD
+        .iter()
+        .copied()
+        .find(|m| *m == method.as_str())
+        .unwrap_or("OTHER")
 }

@@ -18,7 +18,7 @@ pub enum KeyCreateError {
     UnknownUser(String),
     #[error("expires_days must be from 1 to {API_KEY_MAX_DAYS}")]
     BadLifetime,
-    #[error("the key name must be 1 to 100 characters")]
+    #[error("the key name must be 1 to 100 characters, none of them control characters")]
     BadName,
     #[error(transparent)]
     Random(#[from] tokens::RandomError),
@@ -42,8 +42,11 @@ pub async fn create_api_key(
         return Err(KeyCreateError::BadLifetime);
     }
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(KeyCreateError::BadName);
+    }
+    if !users::plausible_name(username) {
+        return Err(KeyCreateError::UnknownUser(username.to_owned()));
     }
     let user = users::find_by_name(pool, username)
         .await?

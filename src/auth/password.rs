@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use tokio::sync::Semaphore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
@@ -39,7 +40,12 @@ fn verify_now(password: &str, stored: &str) -> bool {
     }
 }
 
+/// Hashes at once at most this many: each takes 19 MiB and a core for tens of milliseconds,
+/// and a burst of logins must queue rather than exhaust memory.
+static SLOTS: Semaphore = Semaphore::const_new(4);
+
 pub async fn hash(password: String) -> Result<String, PasswordError> {
+    let _slot = SLOTS.acquire().await.map_err(|_| PasswordError::Task)?;
     tokio::task::spawn_blocking(move || hash_now(&password))
         .await
         .map_err(|_| PasswordError::Task)?
@@ -47,6 +53,9 @@ pub async fn hash(password: String) -> Result<String, PasswordError> {
 
 /// Verifies `password` against `stored`, or against the dummy hash when there is no user.
 pub async fn verify(password: String, stored: Option<String>) -> bool {
+    let Ok(_slot) = SLOTS.acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         let user_exists = stored.is_some();
         let stored = stored.unwrap_or_else(|| DUMMY_HASH.clone());

@@ -1,6 +1,9 @@
 //! Failed-login limits, per username and per client address, counted in Redis so that every
-//! instance shares them. When Redis is unreachable the counts fall back to this process's
-//! memory: a brute-force attempt must not get unlimited tries because the cache is down.
+//! instance shares them. Each attempt is counted before its password is checked, with an
+//! atomic increment, so a burst of parallel attempts cannot all slip under the limit; a
+//! successful login then takes its attempt back. When Redis is unreachable (or slow) the
+//! counts fall back to this process's memory: a brute-force attempt must not get unlimited
+//! tries because the cache is down.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -9,8 +12,12 @@ use std::time::{Duration, Instant};
 
 use crate::cache::Redis;
 
-/// How long failures are remembered; each new failure restarts the window.
+/// How long attempts are remembered; each new attempt restarts the window.
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Redis gets this long per call before the in-memory count is used instead: a hung Redis
+/// must not make every login wait for the health timeout.
+const REDIS_BUDGET: Duration = Duration::from_millis(250);
 
 pub struct LoginLimiter {
     redis: Arc<Redis>,
@@ -35,85 +42,66 @@ impl LoginLimiter {
         }
     }
 
-    fn keys(&self, client: IpAddr, username: &str) -> [(String, bool); 2] {
+    fn user_key(&self, username: &str) -> String {
         let user = crate::auth::tokens::sha256_hex(&username.to_lowercase());
-        let prefix = &self.prefix;
-        [
-            (format!("{prefix}login_failures:user:{user}"), true),
-            (format!("{prefix}login_failures:client:{client}"), false),
-        ]
+        format!("{}login_attempts:user:{user}", self.prefix)
     }
 
-    /// `Err(seconds)` when either limit is reached: the caller answers 429 with Retry-After.
-    pub async fn check(&self, client: IpAddr, username: &str) -> Result<(), u64> {
-        for (key, is_user) in self.keys(client, username) {
-            let limit = if is_user {
-                self.per_user
-            } else {
-                self.per_client
-            };
-            let (count, ttl) = self.read(&key).await;
-            if count >= limit {
-                return Err(ttl.max(1));
+    fn client_key(&self, client: IpAddr) -> String {
+        format!("{}login_attempts:client:{client}", self.prefix)
+    }
+
+    /// Counts one attempt; `Err(seconds)` when the name or the client is over its limit, for
+    /// a 429 with that `Retry-After`.
+    pub async fn attempt(&self, client: IpAddr, username: &str) -> Result<(), u64> {
+        let counted = [
+            (self.user_key(username), self.per_user),
+            (self.client_key(client), self.per_client),
+        ];
+        let mut refused = None;
+        for (key, limit) in counted {
+            let (count, ttl) = self.increment(&key).await;
+            if count > limit {
+                refused = Some(refused.unwrap_or(0).max(ttl.max(1)));
             }
         }
-        Ok(())
+        refused.map_or(Ok(()), Err)
     }
 
-    pub async fn record_failure(&self, client: IpAddr, username: &str) {
-        for (key, _) in self.keys(client, username) {
-            let mut conn = self.redis.connection();
-            let counted: redis::RedisResult<()> = redis::pipe()
-                .atomic()
-                .incr(&key, 1)
-                .ignore()
-                .expire(&key, WINDOW.as_secs() as i64)
-                .ignore()
-                .query_async(&mut conn)
-                .await;
-            if counted.is_err() {
-                let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
-                let entry = local.entry(key).or_insert((0, Instant::now()));
+    /// A successful login: the name's count is cleared and the client's attempt taken back.
+    pub async fn succeeded(&self, client: IpAddr, username: &str) {
+        let (user, client) = (self.user_key(username), self.client_key(client));
+        let mut conn = self.redis.connection();
+        let mut undo = redis::pipe();
+        undo.del(&user).ignore().decr(&client, 1).ignore();
+        let _ = tokio::time::timeout(REDIS_BUDGET, undo.query_async::<()>(&mut conn)).await;
+        let mut local = self.lock();
+        local.remove(&user);
+        if let Some(entry) = local.get_mut(&client) {
+            entry.0 = entry.0.saturating_sub(1);
+        }
+    }
+
+    /// The count after this attempt and the seconds until it expires, from Redis, or from
+    /// memory when Redis does not answer within its budget.
+    async fn increment(&self, key: &str) -> (u32, u64) {
+        let mut conn = self.redis.connection();
+        let window = WINDOW.as_secs() as i64;
+        let mut count = redis::pipe();
+        count.atomic().incr(key, 1).expire(key, window).ignore();
+        match tokio::time::timeout(REDIS_BUDGET, count.query_async::<(u32,)>(&mut conn)).await {
+            Ok(Ok((count,))) => (count, WINDOW.as_secs()),
+            _ => {
+                let mut local = self.lock();
+                local.retain(|_, (_, last)| last.elapsed() < WINDOW);
+                let entry = local.entry(key.to_owned()).or_insert((0, Instant::now()));
                 *entry = (entry.0 + 1, Instant::now());
+                (entry.0, WINDOW.as_secs())
             }
         }
     }
 
-    /// A successful login forgets the username's failures (not the client's).
-    pub async fn clear_user(&self, client: IpAddr, username: &str) {
-        let [(user_key, _), _] = self.keys(client, username);
-        let mut conn = self.redis.connection();
-        let _: redis::RedisResult<()> = redis::cmd("DEL")
-            .arg(&user_key)
-            .query_async(&mut conn)
-            .await;
-        self.local
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&user_key);
-    }
-
-    /// The failure count and the seconds until it expires, from Redis or else from memory.
-    async fn read(&self, key: &str) -> (u32, u64) {
-        let mut conn = self.redis.connection();
-        let remote: redis::RedisResult<(Option<u32>, i64)> =
-            redis::pipe().get(key).ttl(key).query_async(&mut conn).await;
-        let local = self.local_count(key);
-        match remote {
-            Ok((count, ttl)) => {
-                let remote = (count.unwrap_or(0), u64::try_from(ttl).unwrap_or(0));
-                if local.0 > remote.0 { local } else { remote }
-            }
-            Err(_) => local,
-        }
-    }
-
-    fn local_count(&self, key: &str) -> (u32, u64) {
-        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
-        local.retain(|_, (_, last)| last.elapsed() < WINDOW);
-        match local.get(key) {
-            Some((count, last)) => (*count, WINDOW.saturating_sub(last.elapsed()).as_secs()),
-            None => (0, 0),
-        }
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Instant)>> {
+        self.local.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

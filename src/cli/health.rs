@@ -27,6 +27,8 @@ pub struct HealthArgs {
 
 const UNREACHABLE: u8 = 2;
 
+const NOT_MEASURED: &str = "unknown: the server could not measure it in time";
+
 pub async fn run(settings: &Settings, args: HealthArgs) -> ExitCode {
     let base = args.url.clone().unwrap_or_else(|| default_url(settings));
     let url = format!("{}/health/detailed", base.trim_end_matches('/'));
@@ -114,14 +116,20 @@ pub fn render(base: &str, report: &Value) -> String {
             format!("{status}{error}, {} ms", service["latency_ms"]),
         );
     }
-    let schema = &report["schema"];
-    let applied = schema["applied"].as_array().map_or(0, Vec::len);
-    let required = schema["required"].as_array().map_or(0, Vec::len);
-    line(
-        ok_or(schema["ok"].as_bool(), "FAIL"),
-        "schema",
-        format!("{applied} applied, {required} required"),
-    );
+    // A block the server could not measure in time is `null`: say so, never print it as facts.
+    let unknown = |block: &str| report[block].is_null();
+    if unknown("schema") {
+        line("WARN", "schema", NOT_MEASURED.to_owned());
+    } else {
+        let schema = &report["schema"];
+        let applied = schema["applied"].as_array().map_or(0, Vec::len);
+        let required = schema["required"].as_array().map_or(0, Vec::len);
+        line(
+            ok_or(schema["ok"].as_bool(), "FAIL"),
+            "schema",
+            format!("{applied} applied, {required} required"),
+        );
+    }
     let r = &report["resources"];
     line(
         "ok",
@@ -134,58 +142,66 @@ pub fn render(base: &str, report: &Value) -> String {
             r["disk"]["available_mb"]
         ),
     );
-    let p = &report["pipeline"];
-    let ready: Vec<&str> = p["processors"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(_, ready)| ready.as_bool() == Some(true))
-        .map(|(name, _)| name.as_str())
-        .collect();
-    let intact = p["scripts_integrity"]["ok"].as_bool() == Some(true)
-        && p["models_integrity"]["ok"].as_bool() == Some(true);
-    line(
-        ok_or(Some(intact && p["ffmpeg"] == true), "WARN"),
-        "pipeline",
-        format!(
-            "ffmpeg {}; scripts {} ({}/{} match); models {}; processors ready: {}",
-            if p["ffmpeg"] == true {
-                "runs"
-            } else {
-                "MISSING"
-            },
-            p["scripts_count"],
-            p["scripts_integrity"]["matched"],
-            p["scripts_integrity"]["total"],
-            p["models_count"],
-            if ready.is_empty() {
-                "none".to_owned()
-            } else {
-                ready.join(", ")
-            }
-        ),
-    );
-    let i = &report["identities"];
-    let synced = i["synced"].as_bool() == Some(true) && i["index_ok"].as_bool() == Some(true);
-    line(
-        ok_or(Some(synced), "WARN"),
-        "identities",
-        format!(
-            "{} on disk, {} in the database, index {}, {}",
-            i["files_count"],
-            i["db_count"],
-            if i["index_ok"] == true {
-                "ok"
-            } else {
-                "NOT OK"
-            },
-            if i["synced"] == true {
-                "in sync"
-            } else {
-                "NOT in sync"
-            }
-        ),
-    );
+    if unknown("pipeline") {
+        line("WARN", "pipeline", NOT_MEASURED.to_owned());
+    } else {
+        let p = &report["pipeline"];
+        let ready: Vec<&str> = p["processors"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, ready)| ready.as_bool() == Some(true))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        let intact = p["scripts_integrity"]["ok"].as_bool() == Some(true)
+            && p["models_integrity"]["ok"].as_bool() == Some(true);
+        line(
+            ok_or(Some(intact && p["ffmpeg"] == true), "WARN"),
+            "pipeline",
+            format!(
+                "ffmpeg {}; scripts {} ({}/{} match); models {}; processors ready: {}",
+                if p["ffmpeg"] == true {
+                    "runs"
+                } else {
+                    "MISSING"
+                },
+                p["scripts_count"],
+                p["scripts_integrity"]["matched"],
+                p["scripts_integrity"]["total"],
+                p["models_count"],
+                if ready.is_empty() {
+                    "none".to_owned()
+                } else {
+                    ready.join(", ")
+                }
+            ),
+        );
+    }
+    if unknown("identities") {
+        line("WARN", "identities", NOT_MEASURED.to_owned());
+    } else {
+        let i = &report["identities"];
+        let synced = i["synced"].as_bool() == Some(true) && i["index_ok"].as_bool() == Some(true);
+        line(
+            ok_or(Some(synced), "WARN"),
+            "identities",
+            format!(
+                "{} on disk, {} in the database, index {}, {}",
+                i["files_count"],
+                i["db_count"],
+                if i["index_ok"] == true {
+                    "ok"
+                } else {
+                    "NOT OK"
+                },
+                if i["synced"] == true {
+                    "in sync"
+                } else {
+                    "NOT in sync"
+                }
+            ),
+        );
+    }
     let t = &report["integrations"]["tmdb"];
     let (mark, text) = match t["api_reachable"].as_bool() {
         None if t["enabled"] == true => ("WARN", "enabled without an API key".to_owned()),

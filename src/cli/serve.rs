@@ -19,7 +19,7 @@ pub fn run(settings: Settings, notes: LoadNotes) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         tracing::info!(
             version = build_info::VERSION,
             git = build_info::GIT_HASH,
@@ -48,5 +48,8 @@ pub fn run(settings: Settings, notes: LoadNotes) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // A blocking check stuck on a hung file system must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }

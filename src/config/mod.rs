@@ -192,7 +192,7 @@ impl Settings {
             models_dir: p.required("models_dir", parse::path)?,
             identities_dir,
             data_dir,
-            jwt_secret: p.optional("jwt_secret", parse::secret)?,
+            jwt_secret: p.optional("jwt_secret", parse::jwt_secret)?,
             tmdb_api_key: p.optional("tmdb_api_key", parse::secret)?,
             tmdb_enabled: p.required("tmdb_enabled", parse::boolean)?,
             tmdb_base_url: p.required("tmdb_base_url", parse::http_url)?,

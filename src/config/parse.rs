@@ -248,3 +248,12 @@ pub fn count(raw: &str) -> ParseResult<u32> {
     }
     Ok(n)
 }
+
+/// The JWT signing key: HS256 is only as strong as its key.
+pub fn jwt_secret(raw: &str) -> ParseResult<Secret> {
+    let secret = secret(raw)?;
+    if secret.expose().len() < crate::auth::keys::MIN_SECRET_LEN {
+        return Err("at least 32 characters");
+    }
+    Ok(secret)
+}

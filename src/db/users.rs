@@ -64,6 +64,12 @@ fn from_row((id, username, role, password_hash, disabled): UserRow) -> User {
 pub const USER_COLUMNS: &str =
     "u.id, u.username, u.role, u.password_hash, u.disabled_at IS NOT NULL";
 
+/// Whether `name` could be a user name at all: not empty, at most 64 characters, no control
+/// characters (PostgreSQL text cannot hold NUL).
+pub fn plausible_name(name: &str) -> bool {
+    (1..=64).contains(&name.chars().count()) && !name.chars().any(char::is_control)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
     #[error("a user named {0:?} already exists")]
@@ -124,15 +130,26 @@ pub async fn list(pool: &PgPool) -> Result<Vec<UserSummary>, sqlx::Error> {
 }
 
 /// Returns whether the user exists.
+/// Sets a new password and ends the user's sessions (their JWTs run out within the hour).
+/// Returns whether the user exists.
 pub async fn set_password(pool: &PgPool, username: &str, hash: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE users SET password_hash = $2, updated_at = now() WHERE lower(username) = lower($1)",
+    let mut tx = pool.begin().await?;
+    let id: Option<i64> = sqlx::query_scalar(
+        "UPDATE users SET password_hash = $2, updated_at = now() \
+         WHERE lower(username) = lower($1) RETURNING id",
     )
     .bind(username)
     .bind(hash)
-    .execute(pool)
+    .fetch_optional(&mut *tx)
     .await?;
-    Ok(done.rows_affected() == 1)
+    if let Some(id) = id {
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(id.is_some())
 }
 
 /// Disables (or re-enables) a user. Disabling also ends the user's sessions; their JWTs and

@@ -8,6 +8,7 @@
 //! round of checks against PostgreSQL, Redis and the rest.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,7 @@ use crate::build_info;
 use crate::db::migrations;
 use crate::identities;
 use crate::integrations::tmdb::Tmdb;
-use crate::pipeline::readiness::PipelineChecker;
+use crate::pipeline::readiness::{PipelineChecker, PipelineReport};
 
 /// The folders the report looks at.
 pub struct ReportDirs {
@@ -38,6 +39,8 @@ pub struct DetailedReports {
     data_dir: PathBuf,
     identities_dir: PathBuf,
     tmdb: Tmdb,
+    pipeline_running: Arc<AtomicBool>,
+    last_pipeline: Arc<Mutex<Option<PipelineReport>>>,
     latest: Mutex<Option<(Instant, Arc<Value>)>>,
     building: tokio::sync::Mutex<()>,
 }
@@ -52,6 +55,8 @@ impl DetailedReports {
     ) -> Self {
         Self {
             tmdb,
+            pipeline_running: Arc::default(),
+            last_pipeline: Arc::default(),
             probes,
             pipeline: Arc::new(pipeline),
             cpu,
@@ -78,6 +83,33 @@ impl DetailedReports {
         report
     }
 
+    /// The pipeline check touches the file system, which can hang (a FIFO, a stalled network
+    /// mount) where no timeout can cancel it. At most one check runs at a time: while one is
+    /// still running, later reports get the last finished result, so stuck threads never pile up.
+    async fn pipeline_report(&self, timeout: std::time::Duration) -> Option<PipelineReport> {
+        let last = || {
+            self.last_pipeline
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        };
+        if self.pipeline_running.swap(true, Ordering::AcqRel) {
+            return last();
+        }
+        let (checker, running) = (self.pipeline.clone(), self.pipeline_running.clone());
+        let store = self.last_pipeline.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            let report = checker.check();
+            *store.lock().unwrap_or_else(|p| p.into_inner()) = Some(report.clone());
+            running.store(false, Ordering::Release);
+            report
+        });
+        match tokio::time::timeout(timeout, work).await {
+            Ok(Ok(report)) => Some(report),
+            _ => last(),
+        }
+    }
+
     fn fresh(&self) -> Option<Arc<Value>> {
         let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
         latest
@@ -95,14 +127,7 @@ impl DetailedReports {
                 .ok()
                 .and_then(Result::ok)
         };
-        let pipeline = async {
-            let checker = self.pipeline.clone();
-            let work = tokio::task::spawn_blocking(move || checker.check());
-            tokio::time::timeout(timeout, work)
-                .await
-                .ok()
-                .and_then(Result::ok)
-        };
+        let pipeline = self.pipeline_report(timeout);
         let identities = async {
             let report = identities::report(self.identities_dir.clone(), &self.probes.db.pool);
             tokio::time::timeout(timeout, report)

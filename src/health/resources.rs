@@ -151,8 +151,11 @@ fn disk(dir: &Path) -> Option<Disk> {
     let total = stats.f_blocks as u64 * block;
     let available = stats.f_bavail as u64 * block;
     let free = stats.f_bfree as u64 * block;
-    let used_percent = if total > 0 {
-        round1(100.0 * (total - free) as f64 / total as f64)
+    // As `df` counts it: used out of what users can have (blocks reserved for root excluded).
+    let used = total.saturating_sub(free);
+    let usable = used + available;
+    let used_percent = if usable > 0 {
+        round1(100.0 * used as f64 / usable as f64)
     } else {
         0.0
     };

@@ -74,7 +74,12 @@ pub async fn sync(
                     summary.updated += 1;
                 }
             }
-            for id in db.keys().filter(|id| !disk.contains_key(*id)) {
+            // An unreadable identity.json still means the identity is on disk: its row stays.
+            let unreadable = summary.unreadable.clone();
+            for id in db
+                .keys()
+                .filter(|id| !disk.contains_key(*id) && !unreadable.contains(*id))
+            {
                 rows::delete(pool, id).await?;
                 summary.removed += 1;
             }
@@ -82,6 +87,9 @@ pub async fn sync(
         }
         Direction::FromDb => {
             for record in db.values() {
+                if summary.unreadable.contains(&record.id) {
+                    continue; // never overwrite a file we could not read: it is left for a person
+                }
                 match disk.get(&record.id) {
                     Some(on_disk) if on_disk == record => continue,
                     Some(_) => summary.updated += 1,

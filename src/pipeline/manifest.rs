@@ -71,26 +71,51 @@ pub fn render(entries: &[Entry]) -> String {
 /// SHA-256 of files, remembered by path, size and modification time.
 #[derive(Default)]
 pub struct HashCache {
-    known: Mutex<HashMap<PathBuf, (u64, SystemTime, String)>>,
+    known: Mutex<HashMap<PathBuf, (FileKey, String)>>,
 }
 
 impl HashCache {
     pub fn sha256(&self, path: &Path) -> io::Result<String> {
         let meta = std::fs::metadata(path)?;
-        let key = (meta.len(), meta.modified()?);
-        if let Some((_, _, hash)) = self.lock().get(path).filter(|(s, m, _)| (*s, *m) == key) {
+        // Only regular files: opening a FIFO or a device would block or never end.
+        if !meta.is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+        let key = FileKey::of(&meta)?;
+        if let Some((_, hash)) = self.lock().get(path).filter(|(known, _)| *known == key) {
             return Ok(hash.clone());
         }
         let hash = sha256_file(path)?;
-        self.lock()
-            .insert(path.to_owned(), (key.0, key.1, hash.clone()));
+        self.lock().insert(path.to_owned(), (key, hash.clone()));
         Ok(hash)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, (u64, SystemTime, String)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, (FileKey, String)>> {
         self.known
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+/// What must be unchanged for a cached hash to be reused: size and modification time, and
+/// also the inode and its change time, which `touch -r` cannot set back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileKey {
+    size: u64,
+    modified: SystemTime,
+    inode: u64,
+    changed: (i64, i64),
+}
+
+impl FileKey {
+    fn of(meta: &std::fs::Metadata) -> io::Result<Self> {
+        use std::os::unix::fs::MetadataExt;
+        Ok(Self {
+            size: meta.len(),
+            modified: meta.modified()?,
+            inode: meta.ino(),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        })
     }
 }
 
@@ -125,6 +150,9 @@ pub struct Integrity {
     pub missing: Vec<String>,
     /// On disk (among the files the manifest covers), but not listed.
     pub unlisted: Vec<String>,
+    /// Why the manifest could not be read, when it could not (`ok` is then false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Compares `dir` with `dir/manifest_name`. `covered` lists the files the manifest is meant to

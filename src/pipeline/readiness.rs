@@ -143,7 +143,12 @@ fn folder(dir: &Path, hashes: &HashCache) -> Folder {
             integrity: Integrity::default(),
         };
     };
-    let integrity = manifest::check(dir, MANIFEST, &files, hashes).unwrap_or_default();
+    let integrity =
+        manifest::check(dir, MANIFEST, &files, hashes).unwrap_or_else(|error| Integrity {
+            error: Some(error.to_string()),
+            unlisted: files.clone(),
+            ..Integrity::default()
+        });
     Folder {
         readable: true,
         files,

@@ -133,6 +133,16 @@ async fn spellings_of_private_paths_never_bypass_authentication() {
         let (status, body) = status_and_body(app.client.get(app.url(path))).await;
         assert_eq!(status, 401, "{path}: {body}");
     }
+    // A wrong method must not reveal that a private path exists (405 would).
+    for path in [
+        "/health/detailed",
+        "/metrics",
+        "/api/v1/auth/me",
+        "/api/v1/auth/api-keys/1",
+    ] {
+        let (status, body) = status_and_body(app.client.post(app.url(path))).await;
+        assert_eq!(status, 401, "POST {path}: {body}");
+    }
 }
 
 #[tokio::test]

@@ -264,3 +264,30 @@ pub fn jwt_claims(jwt: &str) -> Value {
         .unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
+
+#[tokio::test]
+async fn a_parallel_burst_of_guesses_cannot_slip_under_the_limit() {
+    let app = spawn_app_with(|s| s.login_max_failures = 5).await;
+    app.create_user("ana", PASSWORD, Role::User).await;
+
+    let mut burst = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let request = app.client.post(app.url("/api/v1/auth/login"));
+        let body = serde_json::json!({"username": "ana", "password": format!("guess-{i}")});
+        burst.spawn(async move { request.json(&body).send().await.unwrap().status().as_u16() });
+    }
+    let statuses = burst.join_all().await;
+
+    let allowed = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(allowed, 5, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 25);
+}
+
+#[tokio::test]
+async fn a_name_the_database_cannot_hold_is_an_ordinary_refusal() {
+    let app = spawn_app().await;
+
+    let response = app.post_login("a\u{0}b", "whatever").await;
+
+    assert_eq!(response.status(), 401);
+}
