@@ -285,3 +285,44 @@ async fn a_silent_dependency_keeps_the_whole_report_within_the_timeout() {
     // margin, this test only that nothing waits on the silent host beyond it.
     assert!(took < Duration::from_millis(800 + 700), "took {took:?}");
 }
+
+#[tokio::test]
+async fn a_fifo_listed_in_the_manifest_is_missing_and_never_hangs_the_report() {
+    let scripts = folder("scripts", &[("a.py", "1"), ("b.py", "2")]);
+    std::fs::remove_file(scripts.join("b.py")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(scripts.join("b.py"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (app, key) = spawn_app_with_key(Role::User, |s| s.scripts_dir = scripts.clone()).await;
+
+    let started = Instant::now();
+    let integrity = detailed(&app, &key).await["pipeline"]["scripts_integrity"].clone();
+
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(integrity["matched"], 1);
+    assert_eq!(integrity["missing"], serde_json::json!(["b.py"]));
+}
+
+#[tokio::test]
+async fn a_malformed_manifest_is_reported_not_taken_for_an_empty_one() {
+    let scripts = folder("scripts", &[("a.py", "1")]);
+    let manifest = scripts.join("MANIFEST.sha256");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("garbage line\n");
+    std::fs::write(&manifest, text).unwrap();
+    let (app, key) = spawn_app_with_key(Role::User, |s| s.scripts_dir = scripts.clone()).await;
+
+    let integrity = detailed(&app, &key).await["pipeline"]["scripts_integrity"].clone();
+
+    assert_eq!(integrity["ok"], false);
+    assert!(
+        integrity["error"].as_str().unwrap().contains("line 2"),
+        "{integrity}"
+    );
+}
