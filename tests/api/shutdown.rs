@@ -87,3 +87,22 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
         "{waited:?}"
     );
 }
+
+#[tokio::test]
+async fn a_body_that_never_arrives_gets_408_within_the_request_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::spawn_app().await;
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                Content-Length: 10\r\n\r\n";
+    socket.write_all(head.as_bytes()).await.unwrap();
+
+    let mut answer = vec![0u8; 512];
+    let limit = reelbase::server::REQUEST_TIMEOUT + Duration::from_secs(5);
+    let read = tokio::time::timeout(limit, socket.read(&mut answer)).await;
+
+    let n = read.expect("answered before the limit").unwrap();
+    let text = String::from_utf8_lossy(&answer[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("request_timeout"), "{text}");
+}
