@@ -143,10 +143,7 @@ pub async fn set_password(pool: &PgPool, username: &str, hash: &str) -> Result<b
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(id) = id {
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        end_sessions(&mut tx, id).await?;
     }
     tx.commit().await?;
     Ok(id.is_some())
@@ -170,13 +167,18 @@ pub async fn set_disabled(
     .fetch_optional(&mut *tx)
     .await?;
     if let (Some(id), true) = (id, disabled) {
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        end_sessions(&mut tx, id).await?;
     }
     tx.commit().await?;
     Ok(id.is_some())
+}
+
+async fn end_sessions(tx: &mut sqlx::PgConnection, user_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(user_id)
+        .execute(tx)
+        .await?;
+    Ok(())
 }
 
 pub(crate) fn user_from_row(row: UserRow) -> User {
