@@ -122,3 +122,42 @@ fn invalid_secret_is_refused_without_echoing_it() {
     assert!(stderr.contains("REELBASE_REDIS_URL"), "{stderr}");
     assert!(!stderr.contains("hunter2-secret"), "{stderr}");
 }
+
+#[tokio::test]
+async fn ffmpeg_missing_from_path_reads_false_in_the_report() {
+    let db = TestDb::create().await;
+    let mut served = Served::start(&[
+        ("REELBASE_DATABASE_URL", &db.socket_url()),
+        ("PATH", "/nonexistent-reelbase-path"),
+    ]);
+    let addr = served.wait_for("listening")["addr"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pool = sqlx::PgPool::connect(&db.socket_url()).await.unwrap();
+    let hash = reelbase::auth::password::hash("long-enough-password".into())
+        .await
+        .unwrap();
+    let role = reelbase::db::users::Role::User;
+    reelbase::db::users::create(&pool, "ops", &hash, role)
+        .await
+        .unwrap();
+    let key = reelbase::auth::create_api_key(&pool, "ops", "test", 1)
+        .await
+        .unwrap()
+        .key;
+
+    let report: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://{addr}/health/detailed"))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(report["pipeline"]["ffmpeg"], false, "{report}");
+    served.sigterm();
+    served.wait_exit();
+}
