@@ -87,6 +87,14 @@ pub async fn metrics(State(state): State<AppState>, _caller: Caller) -> Response
     );
     family(
         &mut out,
+        "reelbase_health_age_seconds",
+        "gauge",
+        "Age of the monitor's latest round.",
+    );
+    let age = snapshot.taken_instant.elapsed().as_secs_f64();
+    let _ = writeln!(out, "reelbase_health_age_seconds {age:.3}");
+    family(
+        &mut out,
         "reelbase_service_up",
         "gauge",
         "1 when the service's latest check was ok.",

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -115,7 +115,6 @@ async fn run_round(probes: &Probes, round: u64) -> Snapshot {
     Snapshot {
         services,
         schema,
-        taken_at: SystemTime::now(),
         taken_instant: Instant::now(),
         round,
     }

@@ -1,7 +1,7 @@
 //! What the background monitor knows: one status per service and when it was measured.
 //! Snapshots are immutable and shared through an `Arc`, so readers never wait on a check.
 
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -76,9 +76,7 @@ pub struct ServiceHealth {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub services: Vec<(&'static str, ServiceHealth)>,
-    /// Wall-clock time of the round, for display.
-    pub taken_at: SystemTime,
-    /// Monotonic time of the round, for measuring its age.
+    /// When the round finished (monotonic), for the snapshot's age in `/metrics`.
     pub taken_instant: Instant,
     /// Rounds completed since start; the first snapshot is round 1.
     pub round: u64,

@@ -49,6 +49,12 @@ async fn metrics_need_a_caller_and_count_requests_by_route_template() {
         "{text}"
     );
     assert!(text.contains("reelbase_schema_ok 1"), "{text}");
+    let age: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("reelbase_health_age_seconds "))
+        .and_then(|v| v.parse().ok())
+        .expect("the snapshot age is exported");
+    assert!((0.0..60.0).contains(&age), "{age}");
     assert!(
         text.contains(
             r#"reelbase_http_requests_total{route="/health",method="GET",status="200"} 2"#

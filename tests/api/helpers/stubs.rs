@@ -17,12 +17,15 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 /// How a stub answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Behaviour {
+    #[default]
     Normal,
     Slow(Duration),
     ServerError,
-    RateLimited { retry_after_s: u64 },
+    RateLimited {
+        retry_after_s: u64,
+    },
 }
 
 async fn start(router: Router) -> SocketAddr {
@@ -35,7 +38,7 @@ async fn start(router: Router) -> SocketAddr {
 #[derive(Default)]
 struct QdrantState {
     collections: Mutex<HashMap<String, Value>>,
-    behaviour: Mutex<Option<Behaviour>>,
+    behaviour: Mutex<Behaviour>,
     api_key: Option<String>,
 }
 
@@ -69,7 +72,7 @@ impl QdrantStub {
     }
 
     pub fn set(&self, behaviour: Behaviour) {
-        *self.state.behaviour.lock().unwrap() = Some(behaviour);
+        *self.state.behaviour.lock().unwrap() = behaviour;
     }
 
     pub fn collections(&self) -> HashMap<String, Value> {
@@ -83,7 +86,7 @@ impl QdrantStub {
 
 /// Applies the behaviour and the API key check shared by every route; `Some` short-circuits.
 async fn qdrant_gate(state: &QdrantState, headers: &HeaderMap) -> Option<Response> {
-    let behaviour = state.behaviour.lock().unwrap().unwrap_or(Behaviour::Normal);
+    let behaviour = *state.behaviour.lock().unwrap();
     match behaviour {
         Behaviour::Slow(delay) => tokio::time::sleep(delay).await,
         Behaviour::ServerError => {
@@ -176,7 +179,7 @@ impl TmdbStub {
     pub async fn start(key: &str) -> Self {
         let state = Arc::new(TmdbState {
             key: key.to_owned(),
-            behaviour: Mutex::new(Behaviour::Normal),
+            behaviour: Mutex::default(),
             requests: AtomicUsize::new(0),
         });
         let router = Router::new()
