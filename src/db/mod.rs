@@ -2,6 +2,7 @@
 //! it replaces broken connections by itself, so it recovers when PostgreSQL comes back.
 
 pub mod api_keys;
+pub mod files;
 pub mod identities;
 pub mod migrations;
 pub mod sessions;
