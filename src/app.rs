@@ -20,6 +20,7 @@ use crate::db::{Database, DbError};
 use crate::health::report::{DetailedReports, ReportDirs};
 use crate::health::resources::{self, CpuGauge};
 use crate::health::{HealthMonitor, Limits, Probes};
+use crate::ingest::{Registrar, watcher};
 use crate::integrations::qdrant::Qdrant;
 use crate::integrations::tmdb::Tmdb;
 use crate::pipeline::readiness::PipelineChecker;
@@ -104,6 +105,21 @@ impl Application {
         background.push(cpu_task);
         let reports = detailed_reports(&settings, probes, cpu);
 
+        let registrar = Arc::new(Registrar::new(
+            db.clone(),
+            &settings.media_roots,
+            settings.ffprobe.clone(),
+        ));
+        if settings.watch_enabled {
+            prepare_default_media_root(&settings);
+            background.push(watcher::spawn(
+                registrar.clone(),
+                settings.watch_interval,
+                settings.watch_settle,
+                stop_background.subscribe(),
+            ));
+        }
+
         let jwt_secret = keys::load_or_create(&settings)?;
         password::warm_up();
         let auth = Auth::new(&settings, jwt_secret, redis.clone());
@@ -111,6 +127,7 @@ impl Application {
             auth,
             reports,
             counters: Arc::default(),
+            registrar,
             settings: Arc::new(settings),
             db,
             redis,
@@ -192,4 +209,17 @@ fn detailed_reports(settings: &Settings, probes: Probes, cpu: CpuGauge) -> Detai
         settings.tmdb_enabled,
     );
     DetailedReports::new(probes, pipeline, cpu, dirs, tmdb)
+}
+
+/// Creates `$REELBASE_DATA_DIR/media` when the media roots are left at that default: it is
+/// reelbase's own folder. Roots an operator named are never created (a typo must show).
+fn prepare_default_media_root(settings: &Settings) {
+    if settings.source_of("media_roots").is_some() {
+        return;
+    }
+    for root in &settings.media_roots {
+        if let Err(error) = std::fs::create_dir_all(root) {
+            tracing::warn!(root = %root.display(), error = %error, "cannot create the media folder");
+        }
+    }
 }

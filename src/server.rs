@@ -20,7 +20,7 @@ use axum::response::IntoResponse;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tower::Service;
 
 use crate::api::{ApiError, ErrorCode};
@@ -29,8 +29,9 @@ use crate::api::{ApiError, ErrorCode};
 /// keep-alive requests.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Time a request with a body may take from its headers to its response: a client that
-/// announces a body and never sends it is answered 408 instead of holding its connection.
+/// Time a request's body may take to arrive: a client that announces a body and never sends
+/// it is answered 408 instead of holding its connection. Once the body is in (or the handler
+/// has let it go), the handler may take as long as its work needs (hashing a large video).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Connections served at once. Beyond it, new connections wait in the kernel's backlog, so a
@@ -93,19 +94,27 @@ async fn connection(
         // Only a request with a body can stall on it; the rest skip the timer, which the
         // probes, called all the time by load balancers, would otherwise pay for.
         let bodiless = hyper::body::Body::is_end_stream(request.body());
-        let call = router.clone().call(request.map(Body::new));
+        let (received, body_in) = oneshot::channel::<Infallible>();
+        let request = request.map(|body| Body::new(WatchedBody::new(body, received)));
+        let call = router.clone().call(request);
         async move {
             if bodiless {
                 return call.await;
             }
-            match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
-                Ok(response) => response,
-                Err(_) => Ok(ApiError::new(
-                    ErrorCode::RequestTimeout,
-                    "the request took too long (a body that never arrived?)",
-                )
-                .into_response()),
+            let mut call = pin!(call);
+            tokio::select! {
+                response = &mut call => return response,
+                // The sender is dropped when the body ends or is let go.
+                _ = body_in => {}
+                () = tokio::time::sleep(REQUEST_TIMEOUT) => {
+                    return Ok(ApiError::new(
+                        ErrorCode::RequestTimeout,
+                        "the request body did not arrive in time",
+                    )
+                    .into_response());
+                }
             }
+            call.await
         }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -120,4 +129,48 @@ async fn connection(
     // Finish the request in flight, if any, then close; idle connections close at once.
     served.as_mut().graceful_shutdown();
     let _ = served.await;
+}
+
+pin_project_lite::pin_project! {
+    /// A request body that drops `received` once its last frame has been read, or when it is
+    /// dropped itself: either way, the client can no longer stall the request on it.
+    struct WatchedBody {
+        #[pin]
+        inner: Incoming,
+        received: Option<oneshot::Sender<Infallible>>,
+    }
+}
+
+impl WatchedBody {
+    fn new(inner: Incoming, received: oneshot::Sender<Infallible>) -> Self {
+        Self {
+            inner,
+            received: Some(received),
+        }
+    }
+}
+
+impl hyper::body::Body for WatchedBody {
+    type Data = hyper::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = std::task::ready!(this.inner.poll_frame(cx));
+        if !matches!(frame, Some(Ok(_))) {
+            this.received.take();
+        }
+        std::task::Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }

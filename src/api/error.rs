@@ -23,6 +23,17 @@ pub enum ErrorCode {
     RequestTimeout,
     Unavailable,
     Internal,
+    InvalidPath,
+    OutsideMediaRoots,
+    FileNotFound,
+    NotAFile,
+    NotADirectory,
+    NotReadable,
+    NotMedia,
+    InvalidPattern,
+    BatchTooLarge,
+    FileChanging,
+    InvalidFileUuid,
 }
 
 impl ErrorCode {
@@ -41,6 +52,17 @@ impl ErrorCode {
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::Unavailable => "service_unavailable",
             ErrorCode::Internal => "internal_error",
+            ErrorCode::InvalidPath => "invalid_path",
+            ErrorCode::OutsideMediaRoots => "outside_media_roots",
+            ErrorCode::FileNotFound => "file_not_found",
+            ErrorCode::NotAFile => "not_a_file",
+            ErrorCode::NotADirectory => "not_a_directory",
+            ErrorCode::NotReadable => "not_readable",
+            ErrorCode::NotMedia => "not_media",
+            ErrorCode::InvalidPattern => "invalid_pattern",
+            ErrorCode::BatchTooLarge => "batch_too_large",
+            ErrorCode::FileChanging => "file_changing",
+            ErrorCode::InvalidFileUuid => "invalid_file_uuid",
         }
     }
 
@@ -58,6 +80,16 @@ impl ErrorCode {
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InvalidPath
+            | ErrorCode::NotAFile
+            | ErrorCode::NotADirectory
+            | ErrorCode::InvalidPattern
+            | ErrorCode::BatchTooLarge
+            | ErrorCode::InvalidFileUuid => StatusCode::BAD_REQUEST,
+            ErrorCode::OutsideMediaRoots | ErrorCode::NotReadable => StatusCode::FORBIDDEN,
+            ErrorCode::FileNotFound => StatusCode::NOT_FOUND,
+            ErrorCode::NotMedia => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::FileChanging => StatusCode::CONFLICT,
         }
     }
 }
@@ -111,6 +143,10 @@ impl ApiError {
 
     pub fn code(&self) -> ErrorCode {
         self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 

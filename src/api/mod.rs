@@ -2,7 +2,9 @@
 
 mod auth;
 pub mod error;
+pub(crate) mod files;
 mod health;
+mod ingest;
 mod json;
 pub mod metrics;
 mod trace;
@@ -21,6 +23,7 @@ use crate::config::Settings;
 use crate::db::Database;
 use crate::health::HealthMonitor;
 use crate::health::report::DetailedReports;
+use crate::ingest::Registrar;
 pub use error::{ApiError, ErrorCode};
 use metrics::HttpCounters;
 
@@ -50,6 +53,8 @@ pub struct AppContext {
     pub auth: Auth,
     pub reports: DetailedReports,
     pub counters: Arc<HttpCounters>,
+    /// Registers files: the API, the SFTPGo hook and the watcher share it.
+    pub registrar: Arc<Registrar>,
     /// Monotonic start time, for `uptime_ms`.
     pub started: Instant,
 }
@@ -86,6 +91,14 @@ pub fn router(state: AppState, extra: Router) -> Router {
             get(auth::list_keys).post(auth::create_key),
         )
         .route("/api/v1/auth/api-keys/{id}", delete(auth::revoke_key))
+        .route("/api/v1/files", get(files::list))
+        .route("/api/v1/files/register", post(files::register))
+        .route("/api/v1/files/lookup", get(files::lookup))
+        .route(
+            "/api/v1/files/{file_uuid}",
+            get(files::get).delete(files::delete),
+        )
+        .route("/api/v1/ingest/sftpgo", post(ingest::sftpgo))
         .fallback(not_found)
         // Set before the auth layer, so a wrong method on a private path is refused with
         // 401 like any other anonymous request, and never reveals that the path exists.

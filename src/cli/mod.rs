@@ -2,6 +2,7 @@
 
 mod apikey;
 mod config;
+mod files;
 mod health;
 mod identities;
 mod migrate;
@@ -55,6 +56,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Apikey(apikey::ApiKeyCommand),
+    /// Register files and list them.
+    #[command(subcommand)]
+    Files(files::FilesCommand),
     /// The identity library: compare or reconcile its folder and the database.
     #[command(subcommand)]
     Identities(identities::IdentitiesCommand),
@@ -91,13 +95,17 @@ pub enum CliError {
     Password(#[from] PasswordError),
     #[error("cannot read the password: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Unreachable(String),
 }
 
 impl CliError {
     fn exit_code(&self) -> ExitCode {
         match self {
             CliError::Usage(_) | CliError::User(UserError::Exists(_)) => ExitCode::from(EXIT_USAGE),
-            CliError::Database(_) | CliError::User(_) => ExitCode::from(EXIT_UNAVAILABLE),
+            CliError::Database(_) | CliError::User(_) | CliError::Unreachable(_) => {
+                ExitCode::from(EXIT_UNAVAILABLE)
+            }
             _ => ExitCode::FAILURE,
         }
     }
@@ -118,6 +126,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Migrate { status } => block_on(migrate::run(&settings, status)),
         Command::User(command) => block_on(user::run(&settings, command)),
         Command::Apikey(command) => block_on(apikey::run(&settings, command)),
+        Command::Files(command) => block_on(files::run(&settings, command)),
         Command::Identities(command) => block_on(identities::run(&settings, command)),
         Command::Scripts(command) => report(scripts::run(&settings.scripts_dir, command)),
         Command::Models(command) => report(scripts::run(&settings.models_dir, command)),

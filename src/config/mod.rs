@@ -80,6 +80,12 @@ pub struct Settings {
     /// The ffmpeg and ffprobe programs (names looked up in `PATH`, or paths).
     pub ffmpeg: PathBuf,
     pub ffprobe: PathBuf,
+    /// Register new files that appear under the media roots.
+    pub watch_enabled: bool,
+    /// How often the watcher looks over the media roots.
+    pub watch_interval: Duration,
+    /// How long a new file must stay the same size and mtime before it counts as complete.
+    pub watch_settle: Duration,
     /// Where each value came from, for `reelbase config`.
     sources: Vec<(&'static str, Source)>,
 }
@@ -111,6 +117,9 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("redis_prefix", "reelbase:"),
     ("ffmpeg", "ffmpeg"),
     ("ffprobe", "ffprobe"),
+    ("watch_enabled", "true"),
+    ("watch_interval_ms", "2000"),
+    ("watch_settle_ms", "5000"),
 ];
 
 impl Settings {
@@ -212,6 +221,9 @@ impl Settings {
             redis_prefix: p.required("redis_prefix", parse::text)?,
             ffmpeg: p.required("ffmpeg", parse::path)?,
             ffprobe: p.required("ffprobe", parse::path)?,
+            watch_enabled: p.required("watch_enabled", parse::boolean)?,
+            watch_interval: p.required("watch_interval_ms", parse::millis)?,
+            watch_settle: p.required("watch_settle_ms", parse::millis)?,
             sources: p.sources(),
         })
     }

@@ -76,6 +76,15 @@ impl Settings {
             ("redis_prefix", Some(quote(&self.redis_prefix))),
             ("ffmpeg", Some(path(&self.ffmpeg))),
             ("ffprobe", Some(path(&self.ffprobe))),
+            ("watch_enabled", Some(self.watch_enabled.to_string())),
+            (
+                "watch_interval_ms",
+                Some(self.watch_interval.as_millis().to_string()),
+            ),
+            (
+                "watch_settle_ms",
+                Some(self.watch_settle.as_millis().to_string()),
+            ),
         ]
     }
 }

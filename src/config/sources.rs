@@ -40,6 +40,9 @@ pub const KEYS: &[&str] = &[
     "redis_prefix",
     "ffmpeg",
     "ffprobe",
+    "watch_enabled",
+    "watch_interval_ms",
+    "watch_settle_ms",
 ];
 
 /// Keys whose values are never echoed back, not even in an error message.

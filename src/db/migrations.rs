@@ -205,12 +205,4 @@ async fn apply_pending(conn: &mut PgConnection) -> Result<Vec<&'static str>, Mig
     Ok(done)
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(DIGITS[usize::from(byte >> 4)] as char);
-        out.push(DIGITS[usize::from(byte & 0x0f)] as char);
-    }
-    out
-}
+pub use crate::digest::hex;

@@ -7,13 +7,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::db::migrations::hex;
 
@@ -121,17 +120,8 @@ impl FileKey {
 
 /// Streams the file through SHA-256 (model files can be large).
 pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 256 * 1024];
-    loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-    }
-    Ok(hex(&hasher.finalize()))
+    let never = std::sync::atomic::AtomicBool::new(false);
+    Ok(hex(&crate::digest::sha256(File::open(path)?, &never)?))
 }
 
 /// How a folder compares with its manifest.
