@@ -2,6 +2,7 @@
 
 pub mod app;
 mod database;
+pub mod media;
 pub mod process;
 mod proxy;
 mod redis_server;

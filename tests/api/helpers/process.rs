@@ -73,6 +73,10 @@ impl Served {
         panic!("no {message:?} log line; saw:\n{}", self.seen.join("\n"));
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn sigterm(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
