@@ -388,3 +388,107 @@ async fn registration_needs_a_caller() {
     assert_eq!(response.status(), 401);
     assert_eq!(app.file_rows().await, 0);
 }
+
+/// Runs `reelbase files ARGS` with the app's database and media root, from `cwd`.
+fn files_cli(
+    app_db: &str,
+    root: &std::path::Path,
+    cwd: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
+    crate::helpers::process::reelbase()
+        .arg("files")
+        .args(args)
+        .current_dir(cwd)
+        .env("REELBASE_DATABASE_URL", app_db)
+        .env("REELBASE_MEDIA_ROOTS", root)
+        .output()
+        .unwrap()
+}
+
+// Multi-threaded: the CLI runs as a blocking child process while this test's server answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_registers_and_lists_directly_or_through_a_server() {
+    let (app, key, root) = media_app(false).await;
+    make_video(&root.join("cli-a.mp4"), 1, 910, true);
+    make_video(&root.join("cli-b.mp4"), 2, 920, true);
+    std::fs::write(root.join("cli-notes.txt"), "no video here").unwrap();
+    let db: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let db_url = format!("postgres:///{db}");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+
+    // Relative paths are taken from the working folder, as a shell user expects.
+    let out = files_cli(
+        &db_url,
+        &root,
+        &root,
+        &["register", "cli-a.mp4", "cli-notes.txt"],
+    );
+    assert_eq!(out.status.code(), Some(1), "one of two failed");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        stdout.contains("registered") && stdout.contains("cli-a.mp4"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("cli-notes.txt") && stderr.contains("not_media"),
+        "{stderr}"
+    );
+
+    let out = files_cli(
+        &db_url,
+        &root,
+        &root,
+        &["register", "--pattern", r"^cli-.*\.mp4$", "."],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("exists") && stdout.contains("cli-a.mp4"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("registered") && stdout.contains("cli-b.mp4"),
+        "{stdout}"
+    );
+    let source: String =
+        sqlx::query_scalar("SELECT source FROM files WHERE file_name = 'cli-b.mp4'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(source, "cli");
+
+    let out = files_cli(&db_url, &root, &root, &["list", "--json"]);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    let out = files_cli(&db_url, &root, &root, &["list", "--status", "done"]);
+    assert_eq!(out.status.code(), Some(64));
+
+    // Through the server, with a key; and without one, a clear refusal.
+    let url = app.url("");
+    let out = crate::helpers::process::reelbase()
+        .args(["files", "list", "--url", &url])
+        .env("REELBASE_API_KEY", &key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("2 of 2 files"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = crate::helpers::process::reelbase()
+        .args(["files", "register", "--url", &url])
+        .arg(root.join("cli-a.mp4"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        text(&out.stderr).contains("API key"),
+        "{}",
+        text(&out.stderr)
+    );
+}
