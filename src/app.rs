@@ -110,6 +110,7 @@ impl Application {
         let context = AppContext {
             auth,
             reports,
+            sftpgo: api::stats::SftpgoReports::from_settings(&settings),
             counters: Arc::default(),
             settings: Arc::new(settings),
             db,

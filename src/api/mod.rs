@@ -5,6 +5,7 @@ pub mod error;
 mod health;
 mod json;
 pub mod metrics;
+pub mod stats;
 mod trace;
 
 use std::sync::Arc;
@@ -49,6 +50,7 @@ pub struct AppContext {
     pub health: HealthMonitor,
     pub auth: Auth,
     pub reports: DetailedReports,
+    pub sftpgo: stats::SftpgoReports,
     pub counters: Arc<HttpCounters>,
     /// Monotonic start time, for `uptime_ms`.
     pub started: Instant,
@@ -73,6 +75,7 @@ pub fn router(state: AppState, extra: Router) -> Router {
     let public = Router::new()
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/logout", post(auth::logout))
+        .route("/api/v1/stats/sftpgo", get(stats::sftpgo))
         .with_state(state.clone())
         .merge(extra)
         .method_not_allowed_fallback(method_not_allowed);

@@ -16,4 +16,5 @@ mod integrations;
 mod metrics_and_cli;
 mod migrations;
 mod public_health;
+mod sftpgo_stats;
 mod shutdown;
