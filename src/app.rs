@@ -126,6 +126,7 @@ impl Application {
         let context = AppContext {
             auth,
             reports,
+            sftpgo: api::stats::SftpgoReports::from_settings(&settings),
             counters: Arc::default(),
             registrar,
             settings: Arc::new(settings),

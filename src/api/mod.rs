@@ -7,6 +7,7 @@ mod health;
 mod ingest;
 mod json;
 pub mod metrics;
+pub mod stats;
 mod trace;
 
 use std::sync::Arc;
@@ -52,6 +53,7 @@ pub struct AppContext {
     pub health: HealthMonitor,
     pub auth: Auth,
     pub reports: DetailedReports,
+    pub sftpgo: stats::SftpgoReports,
     pub counters: Arc<HttpCounters>,
     /// Registers files: the API, the SFTPGo hook and the watcher share it.
     pub registrar: Arc<Registrar>,
@@ -78,6 +80,7 @@ pub fn router(state: AppState, extra: Router) -> Router {
     let public = Router::new()
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/logout", post(auth::logout))
+        .route("/api/v1/stats/sftpgo", get(stats::sftpgo))
         .with_state(state.clone())
         .merge(extra)
         .method_not_allowed_fallback(method_not_allowed);

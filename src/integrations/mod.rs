@@ -1,6 +1,7 @@
-//! Clients for the services reelbase talks to over HTTP: Qdrant and TMDb.
+//! Clients for the services reelbase talks to over HTTP: Qdrant, SFTPGo and TMDb.
 
 pub mod qdrant;
+pub mod sftpgo;
 pub mod tmdb;
 
 use crate::health::Fault;

@@ -18,5 +18,6 @@ mod large_files;
 mod metrics_and_cli;
 mod migrations;
 mod public_health;
+mod sftpgo_stats;
 mod shutdown;
 mod uploads;

@@ -1,6 +1,7 @@
 //! Loopback stubs of the services that cannot run here, shaped like their published REST
-//! APIs (Qdrant's `/readyz` and `/collections/{name}`, TMDb's `/3/configuration`), which a
-//! test can make slow, failing, rate-limiting or forgetful.
+//! APIs (Qdrant's `/readyz` and `/collections/{name}`, TMDb's `/3/configuration`, SFTPGo's
+//! `/healthz`, `/api/v2/token` and `/api/v2/status`), which a test can make slow, failing,
+//! rate-limiting or forgetful.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,6 +16,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
+
+mod sftpgo;
+pub use sftpgo::{SftpgoRequests, SftpgoStub};
 
 /// How a stub answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
