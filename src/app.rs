@@ -23,7 +23,9 @@ use crate::health::{HealthMonitor, Limits, Probes};
 use crate::ingest::{Registrar, watcher};
 use crate::integrations::qdrant::Qdrant;
 use crate::integrations::tmdb::Tmdb;
+use crate::pipeline::context::Tools;
 use crate::pipeline::readiness::PipelineChecker;
+use crate::pipeline::worker::{self, WorkerConfig};
 use crate::{server, startup};
 
 /// How long in-flight requests get to finish after shutdown starts. A client that holds a
@@ -120,6 +122,16 @@ impl Application {
             ));
         }
 
+        if settings.workers > 0 {
+            background.push(worker::spawn(
+                db.clone(),
+                tools(&settings),
+                Arc::new(pipeline_checker(&settings)),
+                worker_config(&settings),
+                stop_background.subscribe(),
+            ));
+        }
+
         let jwt_secret = keys::load_or_create(&settings)?;
         password::warm_up();
         let auth = Auth::new(&settings, jwt_secret, redis.clone());
@@ -193,13 +205,34 @@ impl Application {
     }
 }
 
-fn detailed_reports(settings: &Settings, probes: Probes, cpu: CpuGauge) -> DetailedReports {
-    let pipeline = PipelineChecker::new(
+pub fn pipeline_checker(settings: &Settings) -> PipelineChecker {
+    PipelineChecker::new(
         settings.scripts_dir.clone(),
         settings.models_dir.clone(),
         settings.ffmpeg.clone(),
         settings.ffprobe.clone(),
-    );
+    )
+}
+
+pub fn tools(settings: &Settings) -> Tools {
+    Tools {
+        ffmpeg: settings.ffmpeg.clone(),
+        tesseract: settings.tesseract.clone(),
+        data_dir: settings.data_dir.clone(),
+        timeout: settings.process_timeout,
+    }
+}
+
+pub fn worker_config(settings: &Settings) -> WorkerConfig {
+    WorkerConfig {
+        concurrency: settings.workers.max(1) as usize,
+        poll: settings.worker_poll,
+        stale_after: settings.worker_stale,
+    }
+}
+
+fn detailed_reports(settings: &Settings, probes: Probes, cpu: CpuGauge) -> DetailedReports {
+    let pipeline = pipeline_checker(settings);
     let dirs = ReportDirs {
         data: settings.data_dir.clone(),
         identities: settings.identities_dir.clone(),

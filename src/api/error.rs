@@ -34,6 +34,7 @@ pub enum ErrorCode {
     BatchTooLarge,
     FileChanging,
     InvalidFileUuid,
+    ProcessorUnavailable,
 }
 
 impl ErrorCode {
@@ -63,6 +64,7 @@ impl ErrorCode {
             ErrorCode::BatchTooLarge => "batch_too_large",
             ErrorCode::FileChanging => "file_changing",
             ErrorCode::InvalidFileUuid => "invalid_file_uuid",
+            ErrorCode::ProcessorUnavailable => "processor_unavailable",
         }
     }
 
@@ -89,7 +91,7 @@ impl ErrorCode {
             ErrorCode::OutsideMediaRoots | ErrorCode::NotReadable => StatusCode::FORBIDDEN,
             ErrorCode::FileNotFound => StatusCode::NOT_FOUND,
             ErrorCode::NotMedia => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::FileChanging => StatusCode::CONFLICT,
+            ErrorCode::FileChanging | ErrorCode::ProcessorUnavailable => StatusCode::CONFLICT,
         }
     }
 }

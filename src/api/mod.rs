@@ -5,6 +5,7 @@ pub mod error;
 pub(crate) mod files;
 mod health;
 mod ingest;
+mod jobs;
 mod json;
 pub mod metrics;
 pub mod stats;
@@ -102,6 +103,15 @@ pub fn router(state: AppState, extra: Router) -> Router {
             get(files::get).delete(files::delete),
         )
         .route("/api/v1/ingest/sftpgo", post(ingest::sftpgo))
+        .route("/api/v1/files/{file_uuid}/process", post(jobs::process))
+        .route("/api/v1/files/{file_uuid}/progress", get(jobs::progress))
+        .route(
+            "/api/v1/files/{file_uuid}/results/{processor}",
+            get(jobs::result),
+        )
+        .route("/api/v1/jobs", get(jobs::list))
+        .route("/api/v1/jobs/{id}", get(jobs::get))
+        .route("/api/v1/jobs/{id}/retry", post(jobs::retry))
         .fallback(not_found)
         // Set before the auth layer, so a wrong method on a private path is refused with
         // 401 like any other anonymous request, and never reveals that the path exists.

@@ -86,6 +86,18 @@ pub struct Settings {
     pub watch_interval: Duration,
     /// How long a new file must stay the same size and mtime before it counts as complete.
     pub watch_settle: Duration,
+    /// Pipeline steps run at once by the worker inside `serve` (0: no worker there).
+    pub workers: u32,
+    /// How often an idle worker looks for work when no notification arrives.
+    pub worker_poll: Duration,
+    /// A running step whose worker has not beaten for this long is given to another worker.
+    pub worker_stale: Duration,
+    /// Longest one external program may run for one step.
+    pub process_timeout: Duration,
+    /// Queue every processor that can run here for each newly registered file.
+    pub auto_process: bool,
+    /// The tesseract program (for `ocr`).
+    pub tesseract: PathBuf,
     /// Where each value came from, for `reelbase config`.
     sources: Vec<(&'static str, Source)>,
 }
@@ -120,6 +132,12 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("watch_enabled", "true"),
     ("watch_interval_ms", "2000"),
     ("watch_settle_ms", "5000"),
+    ("workers", "2"),
+    ("worker_poll_ms", "2000"),
+    ("worker_stale_ms", "30000"),
+    ("process_timeout_ms", "3600000"),
+    ("auto_process", "false"),
+    ("tesseract", "tesseract"),
 ];
 
 impl Settings {
@@ -224,6 +242,12 @@ impl Settings {
             watch_enabled: p.required("watch_enabled", parse::boolean)?,
             watch_interval: p.required("watch_interval_ms", parse::millis)?,
             watch_settle: p.required("watch_settle_ms", parse::millis)?,
+            workers: p.required("workers", parse::count_or_zero)?,
+            worker_poll: p.required("worker_poll_ms", parse::millis)?,
+            worker_stale: p.required("worker_stale_ms", parse::millis)?,
+            process_timeout: p.required("process_timeout_ms", parse::millis)?,
+            auto_process: p.required("auto_process", parse::boolean)?,
+            tesseract: p.required("tesseract", parse::path)?,
             sources: p.sources(),
         })
     }

@@ -249,6 +249,16 @@ pub fn count(raw: &str) -> ParseResult<u32> {
     Ok(n)
 }
 
+/// A whole number from 0 to 64.
+pub fn count_or_zero(raw: &str) -> ParseResult<u32> {
+    const EXPECTED: &str = "a whole number from 0 to 64";
+    let n: u32 = raw.trim().parse().map_err(|_| EXPECTED)?;
+    if n > 64 {
+        return Err(EXPECTED);
+    }
+    Ok(n)
+}
+
 /// The JWT signing key: HS256 is only as strong as its key.
 pub fn jwt_secret(raw: &str) -> ParseResult<Secret> {
     let secret = secret(raw)?;

@@ -85,6 +85,21 @@ impl Settings {
                 "watch_settle_ms",
                 Some(self.watch_settle.as_millis().to_string()),
             ),
+            ("workers", Some(self.workers.to_string())),
+            (
+                "worker_poll_ms",
+                Some(self.worker_poll.as_millis().to_string()),
+            ),
+            (
+                "worker_stale_ms",
+                Some(self.worker_stale.as_millis().to_string()),
+            ),
+            (
+                "process_timeout_ms",
+                Some(self.process_timeout.as_millis().to_string()),
+            ),
+            ("auto_process", Some(self.auto_process.to_string())),
+            ("tesseract", Some(path(&self.tesseract))),
         ]
     }
 }

@@ -43,6 +43,12 @@ pub const KEYS: &[&str] = &[
     "watch_enabled",
     "watch_interval_ms",
     "watch_settle_ms",
+    "workers",
+    "worker_poll_ms",
+    "worker_stale_ms",
+    "process_timeout_ms",
+    "auto_process",
+    "tesseract",
 ];
 
 /// Keys whose values are never echoed back, not even in an error message.

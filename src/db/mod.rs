@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod files;
 pub mod identities;
+pub mod jobs;
 pub mod migrations;
 pub mod sessions;
 pub mod users;

@@ -110,6 +110,20 @@ impl DetailedReports {
         }
     }
 
+    /// The built processors that can run here now, by the same check as the report.
+    pub async fn ready_processors(&self) -> Vec<&'static str> {
+        let report = self.pipeline_report(self.probes.limits.timeout).await;
+        crate::pipeline::registry::BUILT
+            .iter()
+            .copied()
+            .filter(|name| {
+                report
+                    .as_ref()
+                    .is_some_and(|r| r.processors.get(name) == Some(&true))
+            })
+            .collect()
+    }
+
     fn fresh(&self) -> Option<Arc<Value>> {
         let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
         latest

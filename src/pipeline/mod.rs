@@ -1,5 +1,10 @@
-//! The analysis pipeline. For now: the manifests that pin what the scripts and models folders
-//! must hold.
+//! The analysis pipeline: the queue's workers, the process runner, the processors, and the
+//! manifests and readiness checks that say what can run here.
 
+pub mod context;
+pub mod cut;
 pub mod manifest;
 pub mod readiness;
+pub mod registry;
+pub mod runner;
+pub mod worker;

@@ -156,7 +156,7 @@ fn folder(dir: &Path, hashes: &HashCache) -> Folder {
     }
 }
 
-/// What each processor needs. None is built yet, so none can run: the list of requirements
+/// What each processor needs. One that is not built cannot run: the list of requirements
 /// grows with each processor, and readiness is computed from it, never declared.
 fn processor_ready(name: &str, scripts: &Folder, models: &Folder, ffmpeg: bool) -> bool {
     let Some(needs) = requirements(name) else {
@@ -179,8 +179,16 @@ struct Requirements {
 }
 
 /// The processors that exist in this build and what they need.
-fn requirements(_name: &str) -> Option<Requirements> {
-    None
+fn requirements(name: &str) -> Option<Requirements> {
+    match name {
+        // Rust code over frames decoded by ffmpeg.
+        "cut" => Some(Requirements {
+            ffmpeg: true,
+            scripts: &[],
+            models: &[],
+        }),
+        _ => None,
+    }
 }
 
 fn runs(program: &Path) -> bool {

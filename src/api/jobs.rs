@@ -1,0 +1,262 @@
+//! The pipeline over HTTP: queue a file's processing, follow jobs and per-file progress, read
+//! results, retry a failed step.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::json::JsonBody;
+use super::{ApiError, AppState, ErrorCode};
+use crate::db::files;
+use crate::db::jobs::{self, JOB_STATUSES};
+use crate::ingest::is_file_uuid;
+use crate::pipeline::registry;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessRequest {
+    processors: Option<Vec<String>>,
+}
+
+fn unavailable(error: sqlx::Error) -> ApiError {
+    ApiError::unavailable("the pipeline needs PostgreSQL", &error)
+}
+
+fn file_uuid_checked(file_uuid: &str) -> Result<(), ApiError> {
+    if is_file_uuid(file_uuid) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::InvalidFileUuid,
+            "a file_uuid is 32 lowercase hex digits",
+        ))
+    }
+}
+
+/// Queues a job. Without `processors`, every processor that can run here; a named one that
+/// is unknown or cannot run here is refused with the list of those that can.
+pub async fn process(
+    State(state): State<AppState>,
+    Path(file_uuid): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    file_uuid_checked(&file_uuid)?;
+    // The body is optional: none (or `{}`) asks for every processor that can run here.
+    let request: ProcessRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ProcessRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|error| ApiError::new(ErrorCode::InvalidJson, error.to_string()))?
+    };
+    let pool = &state.db.pool;
+    files::get(pool, &file_uuid)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| ApiError::new(ErrorCode::FileNotFound, "no such file is registered"))?;
+    let ready = state.reports.ready_processors().await;
+    let requested: Vec<String> = match request.processors {
+        Some(names) if !names.is_empty() => names,
+        _ => ready.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    let unknown: Vec<&str> = requested
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !registry::is_known(n))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("unknown processors: {}", unknown.join(", ")),
+        ));
+    }
+    let names: Vec<&str> = requested.iter().map(String::as_str).collect();
+    let plan = registry::plan(&names);
+    let missing: Vec<&str> = plan
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| !ready.contains(n))
+        .collect();
+    if plan.is_empty() || !missing.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::ProcessorUnavailable,
+            format!(
+                "cannot run here: {}; ready here: {}",
+                if missing.is_empty() {
+                    "nothing was asked".to_owned()
+                } else {
+                    missing.join(", ")
+                },
+                if ready.is_empty() {
+                    "none".to_owned()
+                } else {
+                    ready.join(", ")
+                }
+            ),
+        ));
+    }
+    let job = jobs::create(pool, &file_uuid, &plan)
+        .await
+        .map_err(unavailable)?;
+    let body = json!({"success": true, "job_id": job.id, "file_uuid": job.file_uuid,
+        "processors": job.processors, "status": job.status});
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct JobsQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<JobsQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|_| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            "`limit` and `offset` must be whole numbers",
+        )
+    })?;
+    let status = query.status.as_deref().filter(|s| !s.is_empty());
+    if let Some(status) = status
+        && !JOB_STATUSES.contains(&status)
+    {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("`status` must be one of {}", JOB_STATUSES.join(", ")),
+        ));
+    }
+    let limit = query.limit.unwrap_or(50);
+    let offset = query.offset.unwrap_or(0);
+    if !(1..=500).contains(&limit) || offset < 0 {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "`limit` must be 1 to 500 and `offset` 0 or more",
+        ));
+    }
+    let (jobs, total) = jobs::page(&state.db.pool, status, limit, offset)
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(
+        json!({"jobs": jobs, "total": total, "limit": limit, "offset": offset}),
+    ))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::new(ErrorCode::BadRequest, "a job id is a whole number"))?;
+    let pool = &state.db.pool;
+    let job = jobs::get(pool, id)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such job"))?;
+    let steps = jobs::steps(pool, id).await.map_err(unavailable)?;
+    let mut body = serde_json::to_value(&job).unwrap_or_default();
+    body["steps"] = serde_json::to_value(&steps).unwrap_or_default();
+    Ok(Json(body))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryRequest {
+    processor: String,
+}
+
+/// Puts a failed step (and the steps skipped because of it) back in the queue.
+pub async fn retry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<RetryRequest>,
+) -> Result<Response, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::new(ErrorCode::BadRequest, "a job id is a whole number"))?;
+    let retried = jobs::retry(&state.db.pool, id, &request.processor)
+        .await
+        .map_err(unavailable)?;
+    if !retried {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "this job has no failed or skipped step by that name",
+        ));
+    }
+    let body = json!({"success": true, "job_id": id, "processor": request.processor});
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// The newest job of a file: each processor's state and an overall percentage (finished steps
+/// over all steps).
+pub async fn progress(
+    State(state): State<AppState>,
+    Path(file_uuid): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    file_uuid_checked(&file_uuid)?;
+    let pool = &state.db.pool;
+    let file = files::get(pool, &file_uuid)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| ApiError::new(ErrorCode::FileNotFound, "no such file is registered"))?;
+    let Some(job) = jobs::latest_for_file(pool, &file_uuid)
+        .await
+        .map_err(unavailable)?
+    else {
+        return Ok(Json(json!({"file_uuid": file_uuid, "status": file.status,
+            "job_id": null, "percent": 0, "processors": {}})));
+    };
+    let steps = jobs::steps(pool, job.id).await.map_err(unavailable)?;
+    let done = steps
+        .iter()
+        .filter(|s| matches!(s.status.as_str(), "completed" | "failed" | "skipped"))
+        .count();
+    let percent = (100 * done).checked_div(steps.len()).unwrap_or(0);
+    let processors: serde_json::Map<String, Value> = steps
+        .iter()
+        .map(|s| {
+            (
+                s.processor.clone(),
+                serde_json::to_value(s).unwrap_or_default(),
+            )
+        })
+        .collect();
+    Ok(Json(json!({
+        "file_uuid": file_uuid,
+        "status": file.status,
+        "job_id": job.id,
+        "job_status": job.status,
+        "percent": percent,
+        "processors": processors,
+    })))
+}
+
+pub async fn result(
+    State(state): State<AppState>,
+    Path((file_uuid, processor)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    file_uuid_checked(&file_uuid)?;
+    if !registry::is_known(&processor) {
+        return Err(ApiError::new(ErrorCode::NotFound, "no such processor"));
+    }
+    let document: Option<Value> =
+        sqlx::query_scalar("SELECT document FROM results WHERE file_uuid = $1 AND processor = $2")
+            .bind(&file_uuid)
+            .bind(&processor)
+            .fetch_optional(&state.db.pool)
+            .await
+            .map_err(unavailable)?;
+    document.map(Json).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::NotFound,
+            "no result of this processor for this file",
+        )
+    })
+}

@@ -1,0 +1,128 @@
+//! What a processor gets to do its work (the file, the database, the process runner, where to
+//! write), how it fails, and the atomic writing of its result document.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::PgPool;
+
+use super::runner::{RunError, Runner};
+use crate::db::files::FileRecord;
+
+/// Why a step failed, as shown to operators.
+#[derive(Debug)]
+pub struct StepError(pub String);
+
+impl StepError {
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self(reason.into())
+    }
+}
+
+impl From<RunError> for StepError {
+    fn from(error: RunError) -> Self {
+        Self(error.to_string())
+    }
+}
+
+impl From<sqlx::Error> for StepError {
+    fn from(error: sqlx::Error) -> Self {
+        Self(format!("PostgreSQL: {error}"))
+    }
+}
+
+/// Paths and programs the processors use.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    pub ffmpeg: PathBuf,
+    pub tesseract: PathBuf,
+    pub data_dir: PathBuf,
+    /// Longest one program may run for one step.
+    pub timeout: Duration,
+}
+
+pub struct StepContext<'a> {
+    pub pool: &'a PgPool,
+    pub runner: &'a Runner,
+    pub tools: &'a Tools,
+    pub file: &'a FileRecord,
+    pub job_id: i64,
+}
+
+impl StepContext<'_> {
+    pub fn ffmpeg(&self) -> &OsStr {
+        self.tools.ffmpeg.as_os_str()
+    }
+
+    /// The file as an ffmpeg input that is never read as an option or a protocol.
+    pub fn input(&self) -> PathBuf {
+        let mut input = std::ffi::OsString::from("file:");
+        input.push(&self.file.file_path);
+        PathBuf::from(input)
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.tools.timeout
+    }
+
+    pub fn output_dir(&self) -> PathBuf {
+        output_dir(&self.tools.data_dir)
+    }
+
+    /// A fresh folder for temporary files, removed when the returned guard is dropped.
+    pub fn scratch(&self) -> Result<Scratch, StepError> {
+        let name = format!(
+            "{}-{}-{}",
+            self.file.file_uuid,
+            self.job_id,
+            std::process::id()
+        );
+        let path = self.tools.data_dir.join("tmp").join(name);
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)
+            .map_err(|e| StepError::new(format!("cannot make a scratch folder: {e}")))?;
+        Ok(Scratch(path))
+    }
+}
+
+pub fn output_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("output")
+}
+
+/// A temporary folder that removes itself.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes `{file_uuid}.{processor}.json` under the output folder: to a temporary name first,
+/// then renamed, so a reader never sees half a document.
+pub fn write_result(
+    data_dir: &Path,
+    file_uuid: &str,
+    processor: &str,
+    document: &Value,
+) -> std::io::Result<PathBuf> {
+    let dir = output_dir(data_dir);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{file_uuid}.{processor}.json"));
+    let temporary = dir.join(format!(
+        ".{file_uuid}.{processor}.json.{}",
+        std::process::id()
+    ));
+    let text = serde_json::to_vec_pretty(document).map_err(std::io::Error::other)?;
+    std::fs::write(&temporary, text)?;
+    std::fs::rename(&temporary, &path)?;
+    Ok(path)
+}

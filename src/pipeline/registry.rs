@@ -1,0 +1,79 @@
+//! The processors: their dependencies, which ones this build has, and dispatch.
+
+use serde_json::Value;
+
+use super::context::{StepContext, StepError};
+use super::cut;
+
+/// Every processor of the design and what it waits for (DESIGN.md section 5).
+pub const DEPENDENCIES: &[(&str, &[&str])] = &[
+    ("cut", &[]),
+    ("scene", &["cut"]),
+    ("asr", &[]),
+    ("asrx", &["asr"]),
+    ("yolo", &[]),
+    ("visual_chunk", &["yolo", "cut"]),
+    ("face", &[]),
+    ("pose", &[]),
+    ("ocr", &[]),
+];
+
+/// The processors this build can run (when their tools are present).
+pub const BUILT: &[&str] = &["cut"];
+
+pub fn is_known(name: &str) -> bool {
+    DEPENDENCIES.iter().any(|(n, _)| *n == name)
+}
+
+pub fn dependencies(name: &str) -> &'static [&'static str] {
+    DEPENDENCIES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, deps)| *deps)
+        .unwrap_or(&[])
+}
+
+/// The requested processors (unknown names are ignored) plus everything they depend on, each
+/// with its dependencies, dependencies first.
+pub fn plan(requested: &[&str]) -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut wanted: Vec<&'static str> = Vec::new();
+    let mut stack: Vec<&'static str> = DEPENDENCIES
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| requested.contains(name))
+        .collect();
+    while let Some(name) = stack.pop() {
+        if !wanted.contains(&name) {
+            wanted.push(name);
+            stack.extend(dependencies(name));
+        }
+    }
+    DEPENDENCIES
+        .iter()
+        .filter(|(name, _)| wanted.contains(name))
+        .map(|(name, deps)| (*name, deps.to_vec()))
+        .collect()
+}
+
+/// Runs one processor on one file and returns its result document.
+pub async fn run(name: &str, ctx: &StepContext<'_>) -> Result<Value, StepError> {
+    match name {
+        "cut" => cut::run(ctx).await,
+        other => Err(StepError::new(format!(
+            "the {other} processor is not built into this reelbase"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_bring_their_dependencies_first() {
+        let plan = plan(&["visual_chunk", "scene"]);
+        let names: Vec<&str> = plan.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["cut", "scene", "yolo", "visual_chunk"]);
+        assert_eq!(plan[3].1, ["yolo", "cut"]);
+    }
+}
