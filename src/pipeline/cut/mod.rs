@@ -4,12 +4,14 @@
 
 pub mod detect;
 
+use std::ffi::OsStr;
 use std::time::Instant;
 
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
 use super::context::{StepContext, StepError};
+use super::runner::Runner;
 use detect::{Boundary, Detector};
 
 /// Size of the analysed frames: enough to see a cut, small enough to decode fast.
@@ -27,20 +29,31 @@ pub struct Shot {
     pub score: f32,
 }
 
-pub async fn run(ctx: &StepContext<'_>) -> Result<Value, StepError> {
-    let fps = ctx.file.fps.filter(|f| *f > 0.0).ok_or_else(|| {
-        StepError::new("the file has no video stream with a frame rate; nothing to cut")
-    })?;
+/// What the detector found in one video.
+pub struct Detection {
+    pub boundaries: Vec<Boundary>,
+    pub frames: u64,
+    /// Frames analysed per second of wall time (decoding included).
+    pub speed: f64,
+}
+
+/// Decodes `input` (an ffmpeg input such as `file:/path`) to small grey frames and finds its
+/// shot boundaries. Needs no database: benchmarks call it directly.
+pub async fn detect(
+    runner: &Runner,
+    ffmpeg: &OsStr,
+    input: &OsStr,
+    fps: f64,
+) -> Result<Detection, StepError> {
     let started = Instant::now();
     let mut detector = Detector::new(WIDTH, HEIGHT, fps);
-    let input = ctx.input();
     let scale = format!("scale={WIDTH}:{HEIGHT}:flags=area,format=gray");
-    let args: Vec<&std::ffi::OsStr> = vec![
+    let args: Vec<&OsStr> = vec![
         "-v".as_ref(),
         "error".as_ref(),
         "-nostdin".as_ref(),
         "-i".as_ref(),
-        input.as_os_str(),
+        input,
         "-map".as_ref(),
         "0:v:0".as_ref(),
         "-vf".as_ref(),
@@ -51,7 +64,7 @@ pub async fn run(ctx: &StepContext<'_>) -> Result<Value, StepError> {
         "rawvideo".as_ref(),
         "-".as_ref(),
     ];
-    let mut decoder = ctx.runner.stream(ctx.ffmpeg(), args).await?;
+    let mut decoder = runner.stream(ffmpeg, args).await?;
     let mut stdout = decoder
         .child
         .stdout
@@ -70,8 +83,23 @@ pub async fn run(ctx: &StepContext<'_>) -> Result<Value, StepError> {
     if frames == 0 {
         return Err(StepError::new("ffmpeg decoded no frames"));
     }
-    let boundaries = detector.finish();
-    let analysis_fps = frames as f64 / started.elapsed().as_secs_f64().max(1e-6);
+    Ok(Detection {
+        boundaries: detector.finish(),
+        frames,
+        speed: frames as f64 / started.elapsed().as_secs_f64().max(1e-6),
+    })
+}
+
+pub async fn run(ctx: &StepContext<'_>) -> Result<Value, StepError> {
+    let fps = ctx.file.fps.filter(|f| *f > 0.0).ok_or_else(|| {
+        StepError::new("the file has no video stream with a frame rate; nothing to cut")
+    })?;
+    let input = ctx.input();
+    let Detection {
+        boundaries,
+        frames,
+        speed: analysis_fps,
+    } = detect(ctx.runner, ctx.ffmpeg(), input.as_os_str(), fps).await?;
     let shots = shots(&boundaries, frames);
     let keyframes = save_keyframes(ctx, &shots).await?;
     store(ctx, &shots, fps, &keyframes).await?;
