@@ -211,6 +211,7 @@ pub fn pipeline_checker(settings: &Settings) -> PipelineChecker {
         settings.models_dir.clone(),
         settings.ffmpeg.clone(),
         settings.ffprobe.clone(),
+        settings.tesseract.clone(),
     )
 }
 

@@ -4,7 +4,9 @@
 pub mod context;
 pub mod cut;
 pub mod manifest;
+pub mod ocr;
 pub mod readiness;
 pub mod registry;
 pub mod runner;
+pub mod scene;
 pub mod worker;

@@ -51,6 +51,8 @@ pub struct PipelineChecker {
     models_dir: PathBuf,
     ffmpeg: PathBuf,
     ffprobe: PathBuf,
+    tesseract: PathBuf,
+    tesseract_cache: Mutex<Option<(Instant, bool)>>,
     hashes: HashCache,
     tools: Arc<Mutex<Option<(Instant, bool)>>>,
     refreshing: Arc<AtomicBool>,
@@ -62,6 +64,7 @@ impl PipelineChecker {
         models_dir: PathBuf,
         ffmpeg: PathBuf,
         ffprobe: PathBuf,
+        tesseract: PathBuf,
     ) -> Self {
         let hashes = HashCache::default();
         Self {
@@ -69,6 +72,8 @@ impl PipelineChecker {
             models_dir,
             ffmpeg,
             ffprobe,
+            tesseract,
+            tesseract_cache: Mutex::new(None),
             hashes,
             tools: Arc::default(),
             refreshing: Arc::default(),
@@ -81,9 +86,13 @@ impl PipelineChecker {
         let models = folder(&self.models_dir, &self.hashes);
         let scripts_count = scripts.files.iter().filter(|f| f.ends_with(".py")).count();
         let ffmpeg = self.tools_run();
+        let tools = Tools {
+            ffmpeg,
+            tesseract: ffmpeg && self.tesseract_runs(),
+        };
         let processors = PROCESSORS
             .iter()
-            .map(|name| (*name, processor_ready(name, &scripts, &models, ffmpeg)))
+            .map(|name| (*name, processor_ready(name, &scripts, &models, tools)))
             .collect();
         PipelineReport {
             scripts_ready: scripts.readable,
@@ -95,6 +104,22 @@ impl PipelineChecker {
             models_integrity: models.integrity,
             ffmpeg,
         }
+    }
+
+    /// tesseract starts and has its English data; cached like the ffmpeg check.
+    fn tesseract_runs(&self) -> bool {
+        let mut cache = self
+            .tesseract_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some((at, ok)) = *cache
+            && at.elapsed() < TOOL_CACHE
+        {
+            return ok;
+        }
+        let ok = has_english(&self.tesseract);
+        *cache = Some((Instant::now(), ok));
+        ok
     }
 
     /// Both ffmpeg and ffprobe start and report a version. Starting them takes a tenth of a
@@ -125,6 +150,13 @@ impl PipelineChecker {
             }
         }
     }
+}
+
+/// Which external programs run here.
+#[derive(Debug, Clone, Copy)]
+struct Tools {
+    ffmpeg: bool,
+    tesseract: bool,
 }
 
 struct Folder {
@@ -158,7 +190,7 @@ fn folder(dir: &Path, hashes: &HashCache) -> Folder {
 
 /// What each processor needs. One that is not built cannot run: the list of requirements
 /// grows with each processor, and readiness is computed from it, never declared.
-fn processor_ready(name: &str, scripts: &Folder, models: &Folder, ffmpeg: bool) -> bool {
+fn processor_ready(name: &str, scripts: &Folder, models: &Folder, tools: Tools) -> bool {
     let Some(needs) = requirements(name) else {
         return false;
     };
@@ -167,13 +199,15 @@ fn processor_ready(name: &str, scripts: &Folder, models: &Folder, ffmpeg: bool) 
             && !folder.integrity.mismatched.iter().any(|f| f == file)
             && !folder.integrity.unlisted.iter().any(|f| f == file)
     };
-    (!needs.ffmpeg || ffmpeg)
+    (!needs.ffmpeg || tools.ffmpeg)
+        && (!needs.tesseract || tools.tesseract)
         && needs.scripts.iter().all(|s| intact(scripts, s))
         && needs.models.iter().all(|m| intact(models, m))
 }
 
 struct Requirements {
     ffmpeg: bool,
+    tesseract: bool,
     scripts: &'static [&'static str],
     models: &'static [&'static str],
 }
@@ -182,8 +216,16 @@ struct Requirements {
 fn requirements(name: &str) -> Option<Requirements> {
     match name {
         // Rust code over frames decoded by ffmpeg.
-        "cut" => Some(Requirements {
+        "cut" | "scene" => Some(Requirements {
             ffmpeg: true,
+            tesseract: false,
+            scripts: &[],
+            models: &[],
+        }),
+        // Debian's tesseract with its English data, on frames ffmpeg extracts.
+        "ocr" => Some(Requirements {
+            ffmpeg: true,
+            tesseract: true,
             scripts: &[],
             models: &[],
         }),
@@ -210,5 +252,29 @@ fn runs(program: &Path) -> bool {
                 return false;
             }
         }
+    }
+}
+
+/// `tesseract --list-langs` runs in time and lists `eng`.
+fn has_english(program: &Path) -> bool {
+    let child = Command::new(program)
+        .arg("--list-langs")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(child) = child else { return false };
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match result.recv_timeout(TOOL_TIMEOUT) {
+        Ok(Ok(output)) => {
+            output.status.success()
+                && String::from_utf8_lossy(&output.stdout)
+                    .lines()
+                    .any(|line| line.trim() == "eng")
+        }
+        _ => false,
     }
 }

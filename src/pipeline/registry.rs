@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::context::{StepContext, StepError};
-use super::cut;
+use super::{cut, ocr, scene};
 
 /// Every processor of the design and what it waits for (DESIGN.md section 5).
 pub const DEPENDENCIES: &[(&str, &[&str])] = &[
@@ -19,7 +19,7 @@ pub const DEPENDENCIES: &[(&str, &[&str])] = &[
 ];
 
 /// The processors this build can run (when their tools are present).
-pub const BUILT: &[&str] = &["cut"];
+pub const BUILT: &[&str] = &["cut", "scene", "ocr"];
 
 pub fn is_known(name: &str) -> bool {
     DEPENDENCIES.iter().any(|(n, _)| *n == name)
@@ -59,6 +59,8 @@ pub fn plan(requested: &[&str]) -> Vec<(&'static str, Vec<&'static str>)> {
 pub async fn run(name: &str, ctx: &StepContext<'_>) -> Result<Value, StepError> {
     match name {
         "cut" => cut::run(ctx).await,
+        "scene" => scene::run(ctx).await,
+        "ocr" => ocr::run(ctx).await,
         other => Err(StepError::new(format!(
             "the {other} processor is not built into this reelbase"
         ))),

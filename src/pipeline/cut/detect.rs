@@ -278,7 +278,7 @@ mod tests {
     fn pattern(seed: u32, t: u32) -> Vec<u8> {
         (0..(W * H) as u32)
             .map(|i| {
-                let x = (i * 2654435761u32.wrapping_add(seed * 97)).rotate_left(seed % 31) >> 24;
+                let x = i.wrapping_mul(2654435761u32.wrapping_add(seed * 97)).rotate_left(seed % 31) >> 24;
                 ((x + t) % 200 + 40) as u8
             })
             .collect()
