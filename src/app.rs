@@ -107,11 +107,12 @@ impl Application {
         background.push(cpu_task);
         let reports = detailed_reports(&settings, probes, cpu);
 
-        let registrar = Arc::new(Registrar::new(
-            db.clone(),
-            &settings.media_roots,
-            settings.ffprobe.clone(),
-        ));
+        let mut registrar =
+            Registrar::new(db.clone(), &settings.media_roots, settings.ffprobe.clone());
+        if settings.auto_process {
+            registrar = registrar.with_auto_process(Arc::new(pipeline_checker(&settings)));
+        }
+        let registrar = Arc::new(registrar);
         if settings.watch_enabled {
             prepare_default_media_root(&settings);
             background.push(watcher::spawn(

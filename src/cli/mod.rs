@@ -9,6 +9,7 @@ mod migrate;
 mod scripts;
 mod serve;
 mod user;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP API and the background health monitor.
     Serve,
+    /// Run pipeline workers only (no HTTP), for more machines sharing one PostgreSQL.
+    Worker {
+        /// Steps run at once (default: REELBASE_WORKERS, at least 1).
+        #[arg(long)]
+        concurrency: Option<u32>,
+    },
     /// Print the effective configuration, with every secret redacted.
     Config,
     /// Ask a running server for its detailed health; exit 0 ok, 1 degraded, 2 unreachable.
@@ -121,6 +128,7 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     match cli.command {
         Command::Serve => serve::run(settings, notes),
+        Command::Worker { concurrency } => worker::run(settings, notes, concurrency),
         Command::Config => config::run(&settings, &notes),
         Command::Health(args) => block_on(async { Ok(health::run(&settings, args).await) }),
         Command::Migrate { status } => block_on(migrate::run(&settings, status)),

@@ -17,7 +17,10 @@ use tokio::sync::Semaphore;
 
 use crate::db::Database;
 use crate::db::files::{self, FileRecord, NewFile, Source, Stat};
+use crate::db::jobs;
 use crate::digest;
+use crate::pipeline::readiness::PipelineChecker;
+use crate::pipeline::registry;
 pub use paths::{MediaRoots, PathError};
 pub use probe::{MediaFacts, ProbeError};
 
@@ -77,6 +80,8 @@ pub struct Registrar {
     roots: MediaRoots,
     ffprobe: PathBuf,
     hashing: Semaphore,
+    /// When set, every new file is queued for the processors that can run here.
+    auto_process: Option<Arc<PipelineChecker>>,
 }
 
 impl Registrar {
@@ -86,6 +91,37 @@ impl Registrar {
             roots: MediaRoots::new(media_roots),
             ffprobe,
             hashing: Semaphore::new(HASHING_AT_ONCE),
+            auto_process: None,
+        }
+    }
+
+    /// Queues every new file for the processors that `checker` finds ready.
+    pub fn with_auto_process(mut self, checker: Arc<PipelineChecker>) -> Self {
+        self.auto_process = Some(checker);
+        self
+    }
+
+    async fn queue(&self, record: &FileRecord) {
+        let Some(checker) = self.auto_process.clone() else {
+            return;
+        };
+        let Ok(report) = tokio::task::spawn_blocking(move || checker.check()).await else {
+            return;
+        };
+        let ready: Vec<&str> = registry::BUILT
+            .iter()
+            .copied()
+            .filter(|name| report.processors.get(name) == Some(&true))
+            .collect();
+        let plan = registry::plan(&ready);
+        if plan.is_empty() {
+            return;
+        }
+        match jobs::create(&self.db.pool, &record.file_uuid, &plan).await {
+            Ok(job) => {
+                tracing::info!(job = job.id, file_uuid = %record.file_uuid, "queued on registration")
+            }
+            Err(error) => tracing::warn!(error = %error, "cannot queue a new file"),
         }
     }
 
@@ -136,6 +172,7 @@ impl Registrar {
         };
         let (record, created) = files::insert_or_existing(pool, &new, &checked.stat).await?;
         if created {
+            self.queue(&record).await;
             tracing::info!(
                 file_uuid = %record.file_uuid,
                 path = %record.file_path,

@@ -202,7 +202,9 @@ impl Detector {
         fades
     }
 
-    /// Spans where frames a window apart differ like a cut while every single step is small.
+    /// Spans where frames a window apart differ like a cut while no single step carries the
+    /// change. The transition runs from where that difference starts to rise to where it
+    /// peaks; the boundary is its middle.
     fn dissolves(&self, known: &[Boundary]) -> Vec<Boundary> {
         let n = self.far.len();
         let w = self.window;
@@ -218,23 +220,39 @@ impl Detector {
                 i += 1;
             }
             let end = i; // exclusive
-            // The span [start, end) covers the transition plus one window after it.
+            // Frames a window apart differ for a window after any boundary.
             let explained = known
                 .iter()
                 .any(|b| b.frame as usize + w >= start && (b.frame as usize) < end);
-            let steps = &self.step[start.saturating_sub(w)..end];
-            let largest = steps.iter().copied().fold(0.0, f32::max);
-            let length = end - start;
             // Motion keeps frames far apart for long stretches; a dissolve lasts a few seconds
             // at most.
-            if explained || largest >= CUT_FLOOR || length > w * 4 || length < w / 2 {
+            let length = end - start;
+            if explained || length > w * 4 || length < w / 2 {
                 continue;
             }
-            // The span is symmetric around the transition's middle shifted by half a window.
-            let middle = ((start + end - 1).saturating_sub(w) as f64 / 2.0).round() as usize;
-            let peak = self.far[start..end].iter().copied().fold(0.0, f32::max);
+            // Where the difference peaks (within a window of the crossing) ends the transition;
+            // walking back down to where it stops falling finds where it began.
+            let search_end = (start + w).min(end);
+            let (peak_at, peak) =
+                (start..search_end)
+                    .map(|j| (j, self.far[j]))
+                    .fold(
+                        (start, 0.0),
+                        |best, (j, v)| if v > best.1 { (j, v) } else { best },
+                    );
+            let last = (start..=peak_at)
+                .find(|&j| self.far[j] >= 0.95 * peak)
+                .unwrap_or(peak_at);
+            let mut first = start;
+            while first > 0 && self.far[first - 1] < self.far[first] && self.far[first - 1] > 0.02 {
+                first -= 1;
+            }
+            let largest = self.step[first..=last].iter().copied().fold(0.0, f32::max);
+            if largest > 0.5 * peak {
+                continue;
+            }
             dissolves.push(Boundary {
-                frame: middle.min(n - 1) as u64,
+                frame: ((first + last) as f64 / 2.0).round() as u64,
                 kind: Kind::Dissolve,
                 score: (peak / (2.0 * DISSOLVE_FLOOR)).clamp(0.0, 1.0),
             });
@@ -252,9 +270,17 @@ fn histogram(frame: &[u8]) -> [f32; BINS] {
     bins.map(|b| b as f32 / total)
 }
 
-/// Half the L1 distance of two histograms: 0 same, 1 disjoint.
+/// The earth mover's distance of two luma histograms, 0..1: how far the brightness of the
+/// pixels moved. Unlike a bin-by-bin distance it barely changes when a flat picture brightens
+/// by one bin (a fade), yet is large between different pictures.
 fn hist_distance(a: &[f32; BINS], b: &[f32; BINS]) -> f32 {
-    0.5 * a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>()
+    let (mut ca, mut cb, mut moved) = (0.0f32, 0.0f32, 0.0f32);
+    for (x, y) in a.iter().zip(b) {
+        ca += x;
+        cb += y;
+        moved += (ca - cb).abs();
+    }
+    moved / (BINS - 1) as f32
 }
 
 /// Mean absolute pixel difference, 0..1.
@@ -278,7 +304,10 @@ mod tests {
     fn pattern(seed: u32, t: u32) -> Vec<u8> {
         (0..(W * H) as u32)
             .map(|i| {
-                let x = i.wrapping_mul(2654435761u32.wrapping_add(seed * 97)).rotate_left(seed % 31) >> 24;
+                let x = i
+                    .wrapping_mul(2654435761u32.wrapping_add(seed * 97))
+                    .rotate_left(seed % 31)
+                    >> 24;
                 ((x + t) % 200 + 40) as u8
             })
             .collect()

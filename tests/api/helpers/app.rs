@@ -40,6 +40,9 @@ pub fn test_settings(db: &TestDb) -> Settings {
         ("REELBASE_HEALTH_SLOW_MS", "500".to_owned()),
         // Rate-limit counters of parallel tests must not meet in the shared Redis.
         ("REELBASE_REDIS_PREFIX", format!("{}:", db.name)),
+        // No pipeline worker and no watcher unless a test asks for them.
+        ("REELBASE_WORKERS", "0".to_owned()),
+        ("REELBASE_WATCH_ENABLED", "false".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
