@@ -202,18 +202,23 @@ pub async fn progress(
 ) -> Result<Json<Value>, ApiError> {
     file_uuid_checked(&file_uuid)?;
     let pool = &state.db.pool;
+    // The job first: a job and its file change status in one transaction, so a file read
+    // after the job is never older than it.
+    let job = jobs::latest_for_file(pool, &file_uuid)
+        .await
+        .map_err(unavailable)?;
+    let steps = match &job {
+        Some(job) => jobs::steps(pool, job.id).await.map_err(unavailable)?,
+        None => Vec::new(),
+    };
     let file = files::get(pool, &file_uuid)
         .await
         .map_err(unavailable)?
         .ok_or_else(|| ApiError::new(ErrorCode::FileNotFound, "no such file is registered"))?;
-    let Some(job) = jobs::latest_for_file(pool, &file_uuid)
-        .await
-        .map_err(unavailable)?
-    else {
+    let Some(job) = job else {
         return Ok(Json(json!({"file_uuid": file_uuid, "status": file.status,
             "job_id": null, "percent": 0, "processors": {}})));
     };
-    let steps = jobs::steps(pool, job.id).await.map_err(unavailable)?;
     let done = steps
         .iter()
         .filter(|s| matches!(s.status.as_str(), "completed" | "failed" | "skipped"))

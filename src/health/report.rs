@@ -23,6 +23,9 @@ use crate::identities;
 use crate::integrations::tmdb::Tmdb;
 use crate::pipeline::readiness::{PipelineChecker, PipelineReport};
 
+/// Longest a request waits to learn which processors can run here.
+const READY_CHECK_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The folders the report looks at.
 pub struct ReportDirs {
     pub data: PathBuf,
@@ -110,9 +113,16 @@ impl DetailedReports {
         }
     }
 
-    /// The built processors that can run here now, by the same check as the report.
+    /// The built processors that can run here now, by the same check as the report. It waits
+    /// for a check of its own (cheap once the hashes and tool answers are cached), up to a
+    /// bound, rather than take the report's "not measured in time".
     pub async fn ready_processors(&self) -> Vec<&'static str> {
-        let report = self.pipeline_report(self.probes.limits.timeout).await;
+        let checker = self.pipeline.clone();
+        let work = tokio::task::spawn_blocking(move || checker.check());
+        let report = match tokio::time::timeout(READY_CHECK_LIMIT, work).await {
+            Ok(Ok(report)) => Some(report),
+            _ => None,
+        };
         crate::pipeline::registry::BUILT
             .iter()
             .copied()

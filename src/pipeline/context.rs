@@ -3,6 +3,7 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -67,17 +68,24 @@ impl StepContext<'_> {
         self.tools.timeout
     }
 
-    pub fn output_dir(&self) -> PathBuf {
-        output_dir(&self.tools.data_dir)
+    /// The output folder, created if needed.
+    pub fn output_dir(&self) -> Result<PathBuf, StepError> {
+        let dir = output_dir(&self.tools.data_dir);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StepError::new(format!("cannot make the output folder: {e}")))?;
+        Ok(dir)
     }
 
-    /// A fresh folder for temporary files, removed when the returned guard is dropped.
+    /// A fresh folder for temporary files, removed when the returned guard is dropped. Each
+    /// call gets its own, so steps running side by side never share one.
     pub fn scratch(&self) -> Result<Scratch, StepError> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
         let name = format!(
-            "{}-{}-{}",
+            "{}-{}-{}-{}",
             self.file.file_uuid,
             self.job_id,
-            std::process::id()
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
         );
         let path = self.tools.data_dir.join("tmp").join(name);
         let _ = std::fs::remove_dir_all(&path);

@@ -113,7 +113,7 @@ async fn keyframe_histograms(
     ctx: &StepContext<'_>,
     shots: &[Value],
 ) -> Result<Vec<Vec<f32>>, StepError> {
-    let dir = ctx.output_dir();
+    let dir = ctx.output_dir()?;
     let scratch = ctx.scratch()?;
     // Links with consecutive numbers, so one image2 input reads them all in order.
     for (i, shot) in shots.iter().enumerate() {

@@ -17,6 +17,7 @@ mod integrations;
 mod large_files;
 mod metrics_and_cli;
 mod migrations;
+mod pipeline;
 mod public_health;
 mod sftpgo_stats;
 mod shutdown;

@@ -193,7 +193,7 @@ async fn save_keyframes(ctx: &StepContext<'_>, shots: &[Shot]) -> Result<Vec<Str
         let made = scratch.path().join(format!("kf{:05}.jpg", shot.index + 1));
         let name = format!("{}.cut.{:04}.jpg", ctx.file.file_uuid, shot.index);
         if made.exists() {
-            std::fs::rename(&made, ctx.output_dir().join(&name))
+            std::fs::rename(&made, ctx.output_dir()?.join(&name))
                 .map_err(|e| StepError::new(format!("saving a keyframe failed: {e}")))?;
             names.push(name);
         } else {

@@ -121,3 +121,117 @@ impl TestApp {
             .unwrap()
     }
 }
+
+/// A font every machine with the set-up's packages has.
+pub const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf";
+
+/// A boundary of the generated video: the first frame of the new shot, and its kind.
+pub type TruthBoundary = (u64, &'static str);
+
+/// An 11 s, 25 fps, 320x180 video with known shot boundaries: hard cuts at frames 50 and 100,
+/// a fade through black at 150, a one-second dissolve over frames 225-249 (middle 237), and
+/// the word `REELBASE` on screen from 6 s to 10 s.
+pub fn make_truth_video(path: &Path) -> Vec<TruthBoundary> {
+    let sources = [
+        "testsrc=d=2:s=320x180:r=25",
+        "smptebars=d=2:s=320x180:r=25",
+        "rgbtestsrc=d=2:s=320x180:r=25",
+        "color=c=0x203060:s=320x180:r=25:d=4",
+        "testsrc2=d=2:s=320x180:r=25",
+    ];
+    let graph = format!(
+        "[0]format=yuv420p[v0];[1]format=yuv420p[v1];\
+         [2]fade=out:st=1.5:d=0.5,format=yuv420p[v2];\
+         [3]drawtext=fontfile={FONT}:text=REELBASE:fontsize=40:fontcolor=white:\
+         x=(w-text_w)/2:y=(h-text_h)/2,fade=in:st=0:d=0.5,format=yuv420p[v3];\
+         [4]format=yuv420p[v4];[v3][v4]xfade=transition=fade:duration=1:offset=3[v34];\
+         [v0][v1][v2][v34]concat=n=4:v=1:a=0[v]"
+    );
+    let mut command = Command::new("ffmpeg");
+    command.args(["-v", "error", "-y"]);
+    for source in sources {
+        command.args(["-f", "lavfi", "-i", source]);
+    }
+    command.args(["-filter_complex", &graph, "-map", "[v]"]);
+    command.args(["-c:v", "libx264", "-preset", "ultrafast"]);
+    let status = command.arg(path).status().expect("ffmpeg runs");
+    assert!(status.success(), "ffmpeg made {}", path.display());
+    vec![(50, "cut"), (100, "cut"), (150, "fade"), (237, "dissolve")]
+}
+
+/// Four 2 s shots in two looks: two on a blue ground, two on an orange one, each with a
+/// large white box in a different place, so every change is a cut but only the middle one
+/// changes the scene.
+pub fn make_two_scene_video(path: &Path) {
+    let shot = |colour: &str, x: u32, y: u32| {
+        format!(
+            "color=c={colour}:s=320x180:r=25:d=2,drawbox=x={x}:y={y}:w=160:h=120:color=white:t=fill"
+        )
+    };
+    let sources = [
+        shot("0x102080", 0, 0),
+        shot("0x102080", 160, 60),
+        shot("0xd07020", 0, 60),
+        shot("0xd07020", 160, 0),
+    ];
+    let mut command = Command::new("ffmpeg");
+    command.args(["-v", "error", "-y"]);
+    for source in &sources {
+        command.args(["-f", "lavfi", "-i", source]);
+    }
+    command.args([
+        "-filter_complex",
+        "[0][1][2][3]concat=n=4:v=1:a=0,format=yuv420p[v]",
+    ]);
+    command.args(["-map", "[v]", "-c:v", "libx264", "-preset", "ultrafast"]);
+    let status = command.arg(path).status().expect("ffmpeg runs");
+    assert!(status.success());
+}
+
+/// An app with a pipeline worker (two steps at once, quick polls), and the rest as `media_app`.
+pub async fn pipeline_app(
+    customize: impl FnOnce(&mut reelbase::config::Settings),
+) -> (TestApp, String, PathBuf) {
+    let mut root = PathBuf::new();
+    let (app, key) = spawn_app_with_key(Role::User, |settings| {
+        root = settings.data_dir.join("media");
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        settings.media_roots = vec![root.clone()];
+        settings.workers = 2;
+        settings.worker_poll = Duration::from_millis(200);
+        settings.worker_stale = Duration::from_secs(3);
+        customize(settings);
+    })
+    .await;
+    (app, key, root)
+}
+
+impl TestApp {
+    /// Polls a file's progress until its job has ended; returns the last answer.
+    pub async fn wait_for_job(
+        &self,
+        key: &str,
+        file_uuid: &str,
+        limit: Duration,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let (status, progress) = self
+                .get_with_key(&format!("/api/v1/files/{file_uuid}/progress"), key)
+                .await;
+            assert_eq!(status, 200, "{progress}");
+            if matches!(
+                progress["job_status"].as_str(),
+                Some("completed" | "failed")
+            ) {
+                return progress;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "job still running: {progress}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! The pipeline end to end: a generated video with known cuts, fades, a dissolve and on-screen
+//! text goes through cut, scene and ocr; results come back from the API, the JSON files and
+//! the tables; failures show their reason and are retried with one call.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::media::{make_truth_video, make_two_scene_video, make_video, pipeline_app};
+
+async fn register(app: &crate::helpers::TestApp, key: &str, path: &std::path::Path) -> String {
+    let (status, body) = app.register(key, path).await;
+    assert_eq!(status, 201, "{body}");
+    body["file_uuid"].as_str().unwrap().to_owned()
+}
+
+async fn process(
+    app: &crate::helpers::TestApp,
+    key: &str,
+    uuid: &str,
+    body: Value,
+) -> (u16, Value) {
+    app.post_json(&format!("/api/v1/files/{uuid}/process"), key, &body)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_goes_through_cut_scene_and_ocr_to_the_truth() {
+    let (app, key, root) = pipeline_app(|_| {}).await;
+    let path = root.join("truth.mp4");
+    let truth = make_truth_video(&path);
+    let uuid = register(&app, &key, &path).await;
+
+    let (status, queued) = process(&app, &key, &uuid, json!({})).await;
+    assert_eq!(status, 202, "{queued}");
+    assert_eq!(queued["processors"], json!(["cut", "scene", "ocr"]));
+    let progress = app
+        .wait_for_job(&key, &uuid, Duration::from_secs(120))
+        .await;
+    assert_eq!(progress["job_status"], "completed", "{progress}");
+    assert_eq!(progress["percent"], 100);
+    assert_eq!(progress["status"], "completed");
+    for name in ["cut", "scene", "ocr"] {
+        let step = &progress["processors"][name];
+        assert_eq!(step["status"], "completed", "{name}: {step}");
+        assert!(step["duration_ms"].as_i64().is_some() && step["finished_at"].is_string());
+    }
+    // scene waited for cut.
+    assert!(
+        progress["processors"]["scene"]["started_at"].as_str()
+            >= progress["processors"]["cut"]["finished_at"].as_str()
+    );
+
+    // Shots: every boundary of the truth, on its frame (gradual ones within two).
+    let (status, cut) = app
+        .get_with_key(&format!("/api/v1/files/{uuid}/results/cut"), &key)
+        .await;
+    assert_eq!(status, 200);
+    let shots = cut["result"]["shots"].as_array().unwrap().clone();
+    assert_eq!(shots.len(), truth.len() + 1, "{shots:?}");
+    for ((frame, kind), shot) in truth.iter().zip(&shots[1..]) {
+        let found = shot["start_frame"].as_u64().unwrap();
+        let slack = if *kind == "cut" { 1 } else { 2 };
+        assert!(
+            found.abs_diff(*frame) <= slack,
+            "{kind} at {frame}, found {found}"
+        );
+        assert_eq!(shot["transition"], *kind);
+    }
+    assert_eq!(shots.last().unwrap()["end_frame"], 274);
+    // The same document on disk, and a keyframe per shot.
+    let output = root.parent().unwrap().join("output");
+    let on_disk: Value =
+        serde_json::from_slice(&std::fs::read(output.join(format!("{uuid}.cut.json"))).unwrap())
+            .unwrap();
+    assert_eq!(on_disk, cut);
+    for shot in &shots {
+        let keyframe = output.join(shot["keyframe"].as_str().unwrap());
+        assert!(
+            std::fs::metadata(&keyframe).unwrap().len() > 500,
+            "{keyframe:?}"
+        );
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM shots WHERE file_uuid = $1")
+        .bind(&uuid)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, shots.len() as i64);
+
+    // Scenes cover the shots in order, without gaps; the fade starts a new one.
+    let (_, scene) = app
+        .get_with_key(&format!("/api/v1/files/{uuid}/results/scene"), &key)
+        .await;
+    let scenes = scene["result"]["scenes"].as_array().unwrap();
+    let mut next = 0;
+    for s in scenes {
+        assert_eq!(s["first_shot"], next, "{scenes:?}");
+        next = s["last_shot"].as_u64().unwrap() + 1;
+    }
+    assert_eq!(next as usize, shots.len());
+    assert!(
+        scenes.iter().any(|s| s["first_shot"] == 3),
+        "a fade begins a scene: {scenes:?}"
+    );
+
+    // The text, read exactly, over the span it is on screen.
+    let (_, ocr) = app
+        .get_with_key(&format!("/api/v1/files/{uuid}/results/ocr"), &key)
+        .await;
+    let texts = ocr["result"]["texts"].as_array().unwrap();
+    let word = texts
+        .iter()
+        .find(|t| t["text"] == "REELBASE")
+        .unwrap_or_else(|| panic!("REELBASE not read: {texts:?}"));
+    let (start, end) = (
+        word["start_time"].as_f64().unwrap(),
+        word["end_time"].as_f64().unwrap(),
+    );
+    assert!(
+        (5.5..=6.6).contains(&start) && (9.0..=10.6).contains(&end),
+        "{word}"
+    );
+    assert!(
+        texts
+            .iter()
+            .all(|t| t["text"] == "REELBASE" || t["confidence"].as_f64() < Some(100.0))
+    );
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT text FROM text_spans WHERE file_uuid = $1 AND source = 'ocr'")
+            .bind(&uuid)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert!(stored.contains(&"REELBASE".to_owned()), "{stored:?}");
+
+    // The job as the jobs API shows it.
+    let job_id = queued["job_id"].as_i64().unwrap();
+    let (_, job) = app
+        .get_with_key(&format!("/api/v1/jobs/{job_id}"), &key)
+        .await;
+    assert_eq!(job["status"], "completed");
+    assert_eq!(job["steps"].as_array().unwrap().len(), 3);
+    let (_, listed) = app
+        .get_with_key("/api/v1/jobs?status=completed", &key)
+        .await;
+    assert_eq!(listed["jobs"][0]["id"], job_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alike_shots_make_one_scene() {
+    let (app, key, root) = pipeline_app(|_| {}).await;
+    let path = root.join("two-scenes.mp4");
+    make_two_scene_video(&path);
+    let uuid = register(&app, &key, &path).await;
+    let (status, _) = process(&app, &key, &uuid, json!({"processors": ["scene"]})).await;
+    assert_eq!(status, 202);
+    let progress = app.wait_for_job(&key, &uuid, Duration::from_secs(60)).await;
+    assert_eq!(progress["job_status"], "completed", "{progress}");
+    let (_, cut) = app
+        .get_with_key(&format!("/api/v1/files/{uuid}/results/cut"), &key)
+        .await;
+    let starts: Vec<u64> = cut["result"]["shots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["start_frame"].as_u64().unwrap())
+        .collect();
+    assert_eq!(starts, [0, 50, 100, 150]);
+    let (_, scene) = app
+        .get_with_key(&format!("/api/v1/files/{uuid}/results/scene"), &key)
+        .await;
+    let spans: Vec<(u64, u64)> = scene["result"]["scenes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["first_shot"].as_u64().unwrap(),
+                s["last_shot"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(spans, [(0, 1), (2, 3)]);
+}
+
+/// An ffmpeg that fails to decode (or decodes slowly) while a flag file exists, and is the
+/// real one otherwise. Starting it with `-version` always works, so readiness stays true.
+fn flaky_ffmpeg(dir: &std::path::Path, flag: &std::path::Path, action: &str) -> std::path::PathBuf {
+    let script = dir.join(format!("ffmpeg-{action}"));
+    let body = format!(
+        "#!/bin/sh\ncase \"$*\" in *rawvideo*) if [ -e '{}' ]; then {action}; fi;; esac\nexec ffmpeg \"$@\"\n",
+        flag.display()
+    );
+    std::fs::write(&script, body).unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
+    // A script just written can be "busy" for a moment while another test forks (the child
+    // briefly holds the write descriptor): wait until it runs.
+    for _ in 0..100 {
+        let ran = std::process::Command::new(&script).arg("-version").output();
+        if ran.is_ok_and(|out| out.status.success()) {
+            return script;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{} does not run", script.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_step_shows_its_reason_skips_what_needs_it_and_retries_in_one_call() {
+    let dir = std::env::temp_dir().join(format!("reelbase-flaky-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let flag = dir.join("fail-now");
+    std::fs::write(&flag, "").unwrap();
+    let wrapper = flaky_ffmpeg(&dir, &flag, "echo simulated decoder failure >&2; exit 7");
+    let (app, key, root) = pipeline_app(|s| s.ffmpeg = wrapper.clone()).await;
+    let path = root.join("clip.mp4");
+    make_video(&path, 2, 450, true);
+    let uuid = register(&app, &key, &path).await;
+
+    let (status, queued) = process(&app, &key, &uuid, json!({"processors": ["scene"]})).await;
+    assert_eq!(status, 202, "{queued}");
+    let progress = app.wait_for_job(&key, &uuid, Duration::from_secs(60)).await;
+    assert_eq!(progress["job_status"], "failed");
+    assert_eq!(progress["status"], "failed");
+    let cut = &progress["processors"]["cut"];
+    assert_eq!(cut["status"], "failed");
+    let reason = cut["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("simulated decoder failure") && reason.contains('7'),
+        "{reason}"
+    );
+    assert_eq!(progress["processors"]["scene"]["status"], "skipped");
+
+    std::fs::remove_file(&flag).unwrap();
+    let job_id = queued["job_id"].as_i64().unwrap();
+    let (status, _) = app
+        .post_json(
+            &format!("/api/v1/jobs/{job_id}/retry"),
+            &key,
+            &json!({"processor": "cut"}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let progress = app.wait_for_job(&key, &uuid, Duration::from_secs(60)).await;
+    assert_eq!(progress["job_status"], "completed", "{progress}");
+    assert_eq!(progress["processors"]["scene"]["status"], "completed");
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/jobs/{job_id}/retry"),
+            &key,
+            &json!({"processor": "cut"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("conflict"))
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_the_pipeline_cannot_take_are_refused_clearly() {
+    let (app, key, root) = pipeline_app(|s| s.workers = 0).await;
+    let path = root.join("clip.mp4");
+    make_video(&path, 1, 460, true);
+    let uuid = register(&app, &key, &path).await;
+    let cases = [
+        (
+            format!("/api/v1/files/{uuid}/process"),
+            json!({"processors": ["teleport"]}),
+            400,
+            "bad_request",
+        ),
+        (
+            format!("/api/v1/files/{uuid}/process"),
+            json!({"processors": ["asr"]}),
+            409,
+            "processor_unavailable",
+        ),
+        (
+            format!("/api/v1/files/{uuid}/process"),
+            json!({"processors": "cut"}),
+            400,
+            "invalid_json",
+        ),
+        (
+            "/api/v1/files/XYZ/process".to_owned(),
+            json!({}),
+            400,
+            "invalid_file_uuid",
+        ),
+        (
+            format!("/api/v1/files/{}/process", "a".repeat(32)),
+            json!({}),
+            404,
+            "file_not_found",
+        ),
+        (
+            "/api/v1/jobs/12x/retry".to_owned(),
+            json!({"processor": "cut"}),
+            400,
+            "bad_request",
+        ),
+    ];
+    for (path, body, status, code) in cases {
+        let (got, answer) = app.post_json(&path, &key, &body).await;
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{path} {body}"
+        );
+    }
+    for (path, status) in [
+        ("/api/v1/jobs?status=bogus".to_owned(), 400),
+        ("/api/v1/jobs?limit=0".to_owned(), 400),
+        ("/api/v1/jobs/999999".to_owned(), 404),
+        (format!("/api/v1/files/{uuid}/results/cut"), 404),
+        (format!("/api/v1/files/{uuid}/results/teleport"), 404),
+    ] {
+        let (got, _) = app.get_with_key(&path, &key).await;
+        assert_eq!(got, status, "{path}");
+    }
+    // Nothing ran: with no worker, a queued job waits.
+    let (status, queued) = process(&app, &key, &uuid, json!({"processors": ["cut"]})).await;
+    assert_eq!(status, 202);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_, job) = app
+        .get_with_key(&format!("/api/v1/jobs/{}", queued["job_id"]), &key)
+        .await;
+    assert_eq!(job["status"], "pending");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_files_are_processed_on_registration_when_asked() {
+    let (app, key, root) = pipeline_app(|s| s.auto_process = true).await;
+    let path = root.join("auto.mp4");
+    make_video(&path, 2, 470, true);
+    let uuid = register(&app, &key, &path).await;
+    let progress = app.wait_for_job(&key, &uuid, Duration::from_secs(60)).await;
+    assert_eq!(progress["job_status"], "completed", "{progress}");
+    assert!(progress["processors"]["cut"]["status"] == "completed");
+}
