@@ -22,3 +22,4 @@ mod public_health;
 mod sftpgo_stats;
 mod shutdown;
 mod uploads;
+mod workers;
