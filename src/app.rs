@@ -233,7 +233,7 @@ pub fn worker_config(settings: &Settings) -> WorkerConfig {
     }
 }
 
-fn detailed_reports(settings: &Settings, probes: Probes, cpu: CpuGauge) -> DetailedReports {
+pub fn detailed_reports(settings: &Settings, probes: Probes, cpu: CpuGauge) -> DetailedReports {
     let pipeline = pipeline_checker(settings);
     let dirs = ReportDirs {
         data: settings.data_dir.clone(),

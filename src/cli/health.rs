@@ -135,8 +135,11 @@ pub fn render(base: &str, report: &Value) -> String {
         "ok",
         "resources",
         format!(
-            "cpu {}%, memory {}% used ({} MiB available), disk {} MiB available",
-            r["cpu_used_percent"],
+            "cpu {}, memory {}% used ({} MiB available), disk {} MiB available",
+            match r["cpu_used_percent"].as_f64() {
+                Some(cpu) => format!("{cpu}%"),
+                None => "not sampled yet".to_owned(),
+            },
             r["memory_used_percent"],
             r["memory_available_mb"],
             r["disk"]["available_mb"]

@@ -1,5 +1,6 @@
 //! The command line: one file per command group.
 
+mod analyze;
 mod apikey;
 mod config;
 mod files;
@@ -63,6 +64,8 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Apikey(apikey::ApiKeyCommand),
+    /// Register a video, run every processor that can run here, print what was found.
+    Analyze(analyze::AnalyzeArgs),
     /// Register files and list them.
     #[command(subcommand)]
     Files(files::FilesCommand),
@@ -134,6 +137,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Migrate { status } => block_on(migrate::run(&settings, status)),
         Command::User(command) => block_on(user::run(&settings, command)),
         Command::Apikey(command) => block_on(apikey::run(&settings, command)),
+        Command::Analyze(args) => block_on(analyze::run(&settings, args)),
         Command::Files(command) => block_on(files::run(&settings, command)),
         Command::Identities(command) => block_on(identities::run(&settings, command)),
         Command::Scripts(command) => report(scripts::run(&settings.scripts_dir, command)),
