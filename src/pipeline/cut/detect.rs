@@ -51,6 +51,8 @@ pub struct Boundary {
 /// frame, plus one window of frames, so memory does not grow with the length of the video.
 pub struct Detector {
     frame_len: usize,
+    /// Pixels per plane.
+    plane: usize,
     /// Frames one window apart are compared for dissolves.
     window: usize,
     /// Minimum frames between two boundaries.
@@ -72,7 +74,8 @@ impl Detector {
             25.0
         };
         Self {
-            frame_len: width * height,
+            frame_len: width * height * 3,
+            plane: width * height,
             window: (fps.round() as usize).max(4),
             min_shot: ((fps / 3.0).round() as usize).max(2),
             recent: std::collections::VecDeque::new(),
@@ -93,17 +96,18 @@ impl Detector {
 
     pub fn push(&mut self, frame: &[u8]) {
         debug_assert_eq!(frame.len(), self.frame_len);
-        let hist = histogram(frame);
-        let mean = frame.iter().map(|&p| u32::from(p)).sum::<u32>() as f32
-            / (255.0 * frame.len().max(1) as f32);
+        let luma = &frame[..self.plane];
+        let hist = histogram(luma);
+        let mean = luma.iter().map(|&p| u32::from(p)).sum::<u32>() as f32
+            / (255.0 * luma.len().max(1) as f32);
         let step = match (self.recent.back(), &self.previous_hist) {
             (Some(previous), Some(previous_hist)) => {
-                0.5 * difference(previous, frame) + 0.5 * hist_distance(previous_hist, &hist)
+                0.5 * self.difference(previous, frame) + 0.5 * hist_distance(previous_hist, &hist)
             }
             _ => 0.0,
         };
         let far = if self.recent.len() >= self.window {
-            difference(&self.recent[self.recent.len() - self.window], frame)
+            self.difference(&self.recent[self.recent.len() - self.window], frame)
         } else {
             0.0
         };
@@ -119,6 +123,14 @@ impl Detector {
         } else {
             self.recent.push_back(frame.to_vec());
         }
+    }
+
+    /// How different two frames look, 0..1: the mean pixel difference of the luma plane, or
+    /// of the chroma planes (doubled: colours span a narrower range) when that is larger.
+    fn difference(&self, a: &[u8], b: &[u8]) -> f32 {
+        let luma = difference(&a[..self.plane], &b[..self.plane]);
+        let chroma = difference(&a[self.plane..], &b[self.plane..]);
+        luma.max((2.0 * chroma).min(1.0))
     }
 
     /// The boundaries found, in order.
@@ -300,9 +312,9 @@ mod tests {
     const W: usize = 16;
     const H: usize = 9;
 
-    /// A frame with a pattern unique to `seed`, moving slowly with `t`.
+    /// A grey frame (neutral chroma) with a pattern unique to `seed`, moving slowly with `t`.
     fn pattern(seed: u32, t: u32) -> Vec<u8> {
-        (0..(W * H) as u32)
+        let mut frame: Vec<u8> = (0..(W * H) as u32)
             .map(|i| {
                 let x = i
                     .wrapping_mul(2654435761u32.wrapping_add(seed * 97))
@@ -310,7 +322,14 @@ mod tests {
                     >> 24;
                 ((x + t) % 200 + 40) as u8
             })
-            .collect()
+            .collect();
+        frame.resize(W * H * 3, 128);
+        frame
+    }
+
+    /// A flat frame of one colour: luma `y`, chroma `u` and `v`.
+    fn flat(y: u8, u: u8, v: u8) -> Vec<u8> {
+        [vec![y; W * H], vec![u; W * H], vec![v; W * H]].concat()
     }
 
     fn blend(a: &[u8], b: &[u8], alpha: f32) -> Vec<u8> {
@@ -342,7 +361,7 @@ mod tests {
         let mut detector = Detector::new(W, H, 25.0);
         let a = pattern(4, 0);
         let b = pattern(5, 0);
-        let black = vec![0u8; W * H];
+        let black = flat(0, 128, 128);
         for _ in 0..40 {
             detector.push(&a);
         }
@@ -379,6 +398,18 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].kind, Kind::Dissolve);
         assert!((found[0].frame as i64 - 60).abs() <= 3, "{found:?}");
+
+        // The same brightness in another colour is a different shot too.
+        let mut colours = Detector::new(W, H, 25.0);
+        for _ in 0..40 {
+            colours.push(&flat(100, 90, 170));
+        }
+        for _ in 0..40 {
+            colours.push(&flat(100, 170, 90));
+        }
+        let found = colours.finish();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].frame, found[0].kind), (40, Kind::Cut));
 
         let mut still = Detector::new(W, H, 25.0);
         for t in 0..200 {

@@ -1,4 +1,4 @@
-//! `cut`: shot boundaries. ffmpeg decodes the video to small grey frames on a pipe, the
+//! `cut`: shot boundaries. ffmpeg decodes the video to small YUV frames on a pipe, the
 //! detector judges them as they arrive, and one keyframe per shot (its middle frame) is saved
 //! as a JPEG next to the result.
 
@@ -47,7 +47,8 @@ pub async fn detect(
 ) -> Result<Detection, StepError> {
     let started = Instant::now();
     let mut detector = Detector::new(WIDTH, HEIGHT, fps);
-    let scale = format!("scale={WIDTH}:{HEIGHT}:flags=area,format=gray");
+    // Full range, so black is 0 whatever the source's range.
+    let scale = format!("scale={WIDTH}:{HEIGHT}:flags=area:out_range=full,format=yuv444p");
     let args: Vec<&OsStr> = vec![
         "-v".as_ref(),
         "error".as_ref(),
