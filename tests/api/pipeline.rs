@@ -345,3 +345,36 @@ async fn new_files_are_processed_on_registration_when_asked() {
     assert_eq!(progress["job_status"], "completed", "{progress}");
     assert!(progress["processors"]["cut"]["status"] == "completed");
 }
+
+#[tokio::test]
+async fn readiness_follows_the_tools_each_processor_needs() {
+    let detailed = |app: &crate::helpers::TestApp, key: &str| {
+        let request = app
+            .client
+            .get(app.url("/health/detailed"))
+            .header("x-api-key", key);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let (app, key, _) = pipeline_app(|s| s.workers = 0).await;
+    let processors = detailed(&app, &key).await["pipeline"]["processors"].clone();
+    for (name, ready) in [
+        ("cut", true),
+        ("scene", true),
+        ("ocr", true),
+        ("asr", false),
+        ("yolo", false),
+    ] {
+        assert_eq!(processors[name], ready, "{name}: {processors}");
+    }
+
+    let (app, key, _) = pipeline_app(|s| {
+        s.workers = 0;
+        s.tesseract = "/nonexistent/tesseract".into();
+    })
+    .await;
+    let processors = detailed(&app, &key).await["pipeline"]["processors"].clone();
+    assert_eq!(
+        (&processors["cut"], &processors["ocr"]),
+        (&json!(true), &json!(false))
+    );
+}
