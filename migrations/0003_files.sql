@@ -32,14 +32,25 @@ CREATE INDEX files_file_path ON files (file_path);
 CREATE INDEX files_status_registered ON files (status, registered_at DESC);
 CREATE INDEX files_uploads ON files (registered_at) WHERE source IN ('watcher', 'sftpgo');
 
--- Files whose records an operator deleted. The watcher leaves such a file alone while it is
--- unchanged (same path and stat facts); registering it explicitly brings it back.
+-- Content whose record an operator deleted. The watcher does not register it again, at any
+-- path; registering it explicitly (API, CLI, SFTPGo hook) brings it back.
 CREATE TABLE file_tombstones (
-    file_path  TEXT NOT NULL,
+    content_hash TEXT PRIMARY KEY,
+    file_path    TEXT NOT NULL,
+    deleted_at   TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+-- Every file the watcher has judged, with its stat facts then and the outcome, so that after a
+-- restart it reads again only what changed (including copies of known content and files that
+-- are not media).
+CREATE TABLE ingest_seen (
+    file_path  TEXT PRIMARY KEY,
     device     BIGINT NOT NULL,
     inode      BIGINT NOT NULL,
     size_bytes BIGINT NOT NULL,
     mtime_ns   BIGINT NOT NULL,
-    deleted_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    PRIMARY KEY (file_path, device, inode, size_bytes, mtime_ns)
+    ctime_ns   BIGINT NOT NULL,
+    outcome    TEXT NOT NULL CHECK (outcome IN ('registered', 'known', 'deleted', 'rejected')),
+    reason     TEXT,
+    seen_at    TIMESTAMPTZ NOT NULL DEFAULT now()
 );

@@ -82,7 +82,8 @@ pub async fn register(
     let body = json!({
         "success": errors.is_empty(),
         "file_path": request.file_path,
-        "pattern": pattern.as_str(),
+        // Echoed only when short: a long pattern is the caller's own and noise here.
+        "pattern": (pattern.as_str().len() <= 200).then(|| pattern.as_str()),
         "matched": paths.len(),
         "registered": created,
         "already_existing": existing,
@@ -134,6 +135,7 @@ pub fn register_error(error: RegisterError) -> ApiError {
         RegisterError::Read(error) => {
             ApiError::internal("reading a file to hash it failed", &error)
         }
+        RegisterError::Deleted => ApiError::new(ErrorCode::Conflict, error.to_string()),
     }
 }
 
@@ -149,7 +151,7 @@ fn path_error(error: PathError) -> ApiError {
     ApiError::new(code, error.to_string())
 }
 
-fn batch_error(error: BatchError) -> ApiError {
+pub fn batch_error(error: BatchError) -> ApiError {
     match error {
         BatchError::Path(error) => path_error(error),
         BatchError::TooMany => ApiError::new(ErrorCode::BatchTooLarge, error.to_string()),
@@ -244,6 +246,9 @@ pub async fn lookup(
     let Some(name) = query.file_name.filter(|name| !name.is_empty()) else {
         return Err(bad_query("give `file_name`"));
     };
+    if name.contains('\0') || name.len() > 255 {
+        return Err(bad_query("`file_name` is not a possible file name"));
+    }
     let records = files::by_name(&state.db.pool, &name)
         .await
         .map_err(|error| ApiError::unavailable("looking up files needs PostgreSQL", &error))?;
@@ -278,7 +283,7 @@ pub async fn delete(
     })))
 }
 
-/// Removes the regular files in `dir` whose names start with `prefix`; returns how many.
+/// Removes what in `dir` is named `prefix…` (files, links, folders); returns how many.
 fn remove_outputs(dir: &std::path::Path, prefix: &str) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
@@ -286,8 +291,12 @@ fn remove_outputs(dir: &std::path::Path, prefix: &str) -> usize {
     entries
         .flatten()
         .filter(|entry| entry.file_name().to_string_lossy().starts_with(prefix))
-        .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_file()))
-        .filter(|entry| std::fs::remove_file(entry.path()).is_ok())
+        .filter(|entry| match entry.file_type() {
+            // A link is removed itself, never what it points to.
+            Ok(kind) if kind.is_dir() => std::fs::remove_dir_all(entry.path()).is_ok(),
+            Ok(_) => std::fs::remove_file(entry.path()).is_ok(),
+            Err(_) => false,
+        })
         .count()
 }
 

@@ -10,7 +10,7 @@ use regex::Regex;
 use serde_json::{Value, json};
 
 use super::{CliError, connect_migrated};
-use crate::api::files::{register_error, registered_body};
+use crate::api::files::{batch_error, register_error, registered_body};
 use crate::config::Settings;
 use crate::db::files::{self, STATUSES, Source};
 use crate::ingest::Registrar;
@@ -90,10 +90,7 @@ async fn register(settings: &Settings, args: RegisterArgs) -> Result<ExitCode, C
         Some(_) => None,
     };
     for path in &args.paths {
-        let path = std::path::absolute(path)
-            .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?
-            .to_string_lossy()
-            .into_owned();
+        let path = from_shell(path)?;
         let outcomes = match &direct {
             Some(registrar) => {
                 register_here(registrar, &path, pattern.as_ref(), args.recursive).await
@@ -137,7 +134,11 @@ async fn register_here(
                 .iter()
                 .map(|p| p.to_string_lossy().into_owned())
                 .collect(),
-            Err(error) => return vec![Err((path.to_owned(), "batch".into(), error.to_string()))],
+            Err(error) => {
+                let error = batch_error(error);
+                let (code, message) = (error.code().as_str(), error.message());
+                return vec![Err((path.to_owned(), code.into(), message.into()))];
+            }
         },
     };
     let mut outcomes = Vec::with_capacity(paths.len());
@@ -185,6 +186,11 @@ async fn register_remote(remote: &Remote, body: &Value) -> Result<Vec<Outcome>, 
 }
 
 async fn list(settings: &Settings, args: ListArgs) -> Result<ExitCode, CliError> {
+    if !(1..=500).contains(&args.limit) || args.offset < 0 {
+        return Err(CliError::Usage(
+            "--limit must be 1 to 500 and --offset 0 or more".to_owned(),
+        ));
+    }
     if let Some(status) = &args.status
         && !STATUSES.contains(&status.as_str())
     {
@@ -303,14 +309,70 @@ async fn call(
     }
     let response = request.send().await.map_err(|error| {
         let class = crate::integrations::classify(&error).as_str();
-        CliError::Unreachable(format!("cannot reach {base} ({class})"))
+        CliError::Unreachable(format!(
+            "cannot reach {} ({class})",
+            without_credentials(base)
+        ))
     })?;
     let status = response.status();
     let answer = response.json::<Value>().await.unwrap_or(Value::Null);
     if status == reqwest::StatusCode::UNAUTHORIZED {
-        return Err(CliError::Usage(
-            "the server wants an API key: set REELBASE_API_KEY or give --api-key".to_owned(),
-        ));
+        let hint = if remote.api_key.is_some() {
+            "the server refused the API key (wrong, expired or revoked)"
+        } else {
+            "the server wants an API key: set REELBASE_API_KEY or give --api-key"
+        };
+        return Err(CliError::Usage(hint.to_owned()));
     }
     Ok((status, answer))
+}
+
+/// A path as a shell user means it: made absolute from the working folder, with `.` and `..`
+/// taken away (`..` is refused by the server, which judges the path as written).
+fn from_shell(path: &std::path::Path) -> Result<String, CliError> {
+    use std::path::Component;
+    let absolute = std::path::absolute(path)
+        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+    let mut clean = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            Component::ParentDir => {
+                clean.pop();
+            }
+            Component::CurDir => {}
+            other => clean.push(other),
+        }
+    }
+    Ok(clean.to_string_lossy().into_owned())
+}
+
+/// A URL for a message, without user name or password.
+fn without_credentials(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string().trim_end_matches('/').to_owned()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_paths_lose_dots_and_urls_lose_credentials() {
+        let cleaned = from_shell(std::path::Path::new("/srv/media/a/../b/./c.mp4")).unwrap();
+        assert_eq!(cleaned, "/srv/media/b/c.mp4");
+        assert_eq!(
+            without_credentials("http://u:pw@127.0.0.1:9/"),
+            "http://127.0.0.1:9"
+        );
+        assert_eq!(
+            without_credentials("http://127.0.0.1:9"),
+            "http://127.0.0.1:9"
+        );
+    }
 }

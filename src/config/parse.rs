@@ -152,8 +152,11 @@ pub fn redis_url(raw: &str) -> ParseResult<ServiceUrl> {
 }
 
 pub fn http_url(raw: &str) -> ParseResult<ServiceUrl> {
-    const EXPECTED: &str = "an http:// or https:// URL";
+    const EXPECTED: &str = "an http:// or https:// base URL (no query string or fragment)";
     let url = Url::parse(raw.trim()).map_err(|_| EXPECTED)?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(EXPECTED);
+    }
     match url.scheme() {
         "http" | "https" if url.host().is_some() => Ok(ServiceUrl::new(url)),
         _ => Err(EXPECTED),

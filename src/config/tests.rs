@@ -248,18 +248,28 @@ fn every_url_is_shown_with_its_credentials_masked() {
         ("REELBASE_QDRANT_URL", "http://qd:qdrant-pw@127.0.0.1:6333"),
         (
             "REELBASE_SFTPGO_URL",
-            "http://admin:sftp-pw@127.0.0.1:8080/?token=sftp-token",
+            "http://admin:sftp-pw@127.0.0.1:8080/",
         ),
-        (
-            "REELBASE_TMDB_BASE_URL",
-            "https://127.0.0.1/x?api_key=tmdb-key",
-        ),
+        ("REELBASE_TMDB_BASE_URL", "https://tm:tmdb-key@127.0.0.1/x"),
     ])
     .unwrap();
 
     let shown = format!("{}{settings:?}", settings.render_redacted());
 
-    for secret in ["qdrant-pw", "sftp-pw", "sftp-token", "tmdb-key"] {
+    // A base URL with a query string is refused (it would be joined wrongly), without
+    // echoing what the query held.
+    let refused = load(&[(
+        "REELBASE_SFTPGO_URL",
+        "http://127.0.0.1:8080/?token=sftp-token",
+    )])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        refused.contains("REELBASE_SFTPGO_URL") && !refused.contains("sftp-token"),
+        "{refused}"
+    );
+
+    for secret in ["qdrant-pw", "sftp-pw", "tmdb-key"] {
         assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
     }
 }

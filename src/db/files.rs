@@ -1,4 +1,4 @@
-//! Queries on `files` and `file_tombstones`.
+//! Queries on `files`, `file_tombstones` and `ingest_seen`.
 
 use serde::Serialize;
 use sqlx::postgres::PgRow;
@@ -6,7 +6,15 @@ use sqlx::{FromRow, PgPool, Row};
 use time::OffsetDateTime;
 
 /// The statuses a file can be in. Registration sets `registered`; the pipeline moves it on.
-pub const STATUSES: &[&str] = &["registered", "queued", "processing", "completed", "failed"];
+/// `missing`: the path now holds other content (the file was replaced or overwritten).
+pub const STATUSES: &[&str] = &[
+    "registered",
+    "queued",
+    "processing",
+    "completed",
+    "failed",
+    "missing",
+];
 
 /// Sources that count as uploads (a file that arrived rather than one an operator named).
 pub const UPLOAD_SOURCES: &[&str] = &["watcher", "sftpgo"];
@@ -145,7 +153,6 @@ pub async fn insert_or_existing(
     .fetch_optional(pool)
     .await?;
     if let Some(record) = inserted {
-        clear_tombstones(pool, &stat.path).await?;
         return Ok((record, true));
     }
     let existing: FileRecord = sqlx::query_as(&format!(
@@ -238,68 +245,160 @@ pub async fn page(
     Ok((files, total))
 }
 
-/// Deletes a record and leaves a tombstone for its file, so the watcher does not register the
-/// unchanged file again. Returns the deleted record.
+/// Deletes a record and leaves a tombstone for its content, so the watcher does not register
+/// it again. Returns the deleted record.
 pub async fn delete(pool: &PgPool, file_uuid: &str) -> Result<Option<FileRecord>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let row = sqlx::query(&format!(
-        "DELETE FROM files WHERE file_uuid = $1 \
-         RETURNING {COLUMNS}, device, inode, mtime_ns"
+    let record: Option<FileRecord> = sqlx::query_as(&format!(
+        "DELETE FROM files WHERE file_uuid = $1 RETURNING {COLUMNS}"
     ))
     .bind(file_uuid)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(row) = row else {
+    let Some(record) = record else {
         return Ok(None);
     };
-    let record = FileRecord::from_row(&row)?;
     sqlx::query(
-        "INSERT INTO file_tombstones (file_path, device, inode, size_bytes, mtime_ns) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        "INSERT INTO file_tombstones (content_hash, file_path) VALUES ($1, $2) \
+         ON CONFLICT (content_hash) DO UPDATE SET file_path = $2, deleted_at = now()",
     )
+    .bind(&record.content_hash)
     .bind(&record.file_path)
-    .bind(row.try_get::<i64, _>("device")?)
-    .bind(row.try_get::<i64, _>("inode")?)
-    .bind(record.size_bytes)
-    .bind(row.try_get::<i64, _>("mtime_ns")?)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(Some(record))
 }
 
-async fn clear_tombstones(pool: &PgPool, path: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM file_tombstones WHERE file_path = $1")
-        .bind(path)
+/// An explicit registration brings deleted content back.
+pub async fn clear_tombstone(pool: &PgPool, content_hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM file_tombstones WHERE content_hash = $1")
+        .bind(content_hash)
         .execute(pool)
         .await?;
     Ok(())
 }
 
-/// Whether an operator deleted the record of exactly this file.
-pub async fn is_tombstoned(pool: &PgPool, stat: &Stat) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM file_tombstones WHERE file_path = $1 AND device = $2 \
-         AND inode = $3 AND size_bytes = $4 AND mtime_ns = $5)",
+/// Whether an operator deleted the record of this content.
+pub async fn is_tombstoned(pool: &PgPool, content_hash: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM file_tombstones WHERE content_hash = $1)")
+        .bind(content_hash)
+        .fetch_one(pool)
+        .await
+}
+
+/// Marks the other records that still point at `path` with other content: the path holds
+/// something else now. One that was a shorter, earlier state of this very file (same inode)
+/// was a partial upload, and is deleted instead. Returns (deleted, marked missing).
+pub async fn supersede(
+    pool: &PgPool,
+    keep_uuid: &str,
+    stat: &Stat,
+) -> Result<(u64, u64), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let partial = sqlx::query(
+        "DELETE FROM files WHERE file_path = $1 AND file_uuid <> $2 AND device = $3 \
+         AND inode = $4 AND size_bytes < $5",
+    )
+    .bind(&stat.path)
+    .bind(keep_uuid)
+    .bind(stat.device)
+    .bind(stat.inode)
+    .bind(stat.size)
+    .execute(&mut *tx)
+    .await?;
+    let replaced = sqlx::query(
+        "UPDATE files SET status = 'missing', updated_at = now() \
+         WHERE file_path = $1 AND file_uuid <> $2 AND status <> 'missing'",
+    )
+    .bind(&stat.path)
+    .bind(keep_uuid)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((partial.rows_affected(), replaced.rows_affected()))
+}
+
+/// Brings a record's stat facts up to date when its file is unchanged in content (a hard link
+/// or a change of mode moves the ctime), so the next registration need not read it again.
+pub async fn refresh_stat(pool: &PgPool, file_uuid: &str, stat: &Stat) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE files SET device = $2, inode = $3, size_bytes = $4, mtime_ns = $5, ctime_ns = $6, \
+         status = CASE WHEN status = 'missing' THEN 'registered' ELSE status END, \
+         updated_at = now() WHERE file_uuid = $1 AND file_path = $7",
+    )
+    .bind(file_uuid)
+    .bind(stat.device)
+    .bind(stat.inode)
+    .bind(stat.size)
+    .bind(stat.mtime_ns)
+    .bind(stat.ctime_ns)
+    .bind(&stat.path)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// What the watcher judged before: `ingest_seen`, plus registered files (which the API or
+/// the CLI may have registered). Rows are (stat, outcome).
+pub async fn seen(pool: &PgPool) -> Result<Vec<(Stat, String)>, sqlx::Error> {
+    let rows: Vec<(String, i64, i64, i64, i64, i64, String)> = sqlx::query_as(
+        "SELECT file_path, device, inode, size_bytes, mtime_ns, ctime_ns, outcome FROM ingest_seen \
+         UNION ALL SELECT file_path, device, inode, size_bytes, mtime_ns, ctime_ns, 'registered' \
+         FROM files WHERE file_path NOT IN (SELECT file_path FROM ingest_seen)",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(path, device, inode, size, mtime_ns, ctime_ns, outcome)| {
+            (
+                Stat {
+                    path,
+                    device,
+                    inode,
+                    size,
+                    mtime_ns,
+                    ctime_ns,
+                },
+                outcome,
+            )
+        })
+        .collect())
+}
+
+pub async fn record_seen(
+    pool: &PgPool,
+    stat: &Stat,
+    outcome: &str,
+    reason: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO ingest_seen (file_path, device, inode, size_bytes, mtime_ns, ctime_ns, \
+         outcome, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (file_path) DO \
+         UPDATE SET device = $2, inode = $3, size_bytes = $4, mtime_ns = $5, ctime_ns = $6, \
+         outcome = $7, reason = $8, seen_at = now()",
     )
     .bind(&stat.path)
     .bind(stat.device)
     .bind(stat.inode)
     .bind(stat.size)
     .bind(stat.mtime_ns)
-    .fetch_one(pool)
-    .await
+    .bind(stat.ctime_ns)
+    .bind(outcome)
+    .bind(reason)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
-/// Every path the watcher need not look at again while its stat facts are unchanged:
-/// registered files and tombstones. Rows are (path, device, inode, size, mtime_ns).
-pub async fn known(pool: &PgPool) -> Result<Vec<(String, i64, i64, i64, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT file_path, device, inode, size_bytes, mtime_ns FROM files \
-         UNION ALL SELECT file_path, device, inode, size_bytes, mtime_ns FROM file_tombstones",
-    )
-    .fetch_all(pool)
-    .await
+/// Forgets paths that are gone.
+pub async fn forget_seen(pool: &PgPool, paths: &[String]) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM ingest_seen WHERE file_path = ANY($1)")
+        .bind(paths)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// Files registered from uploads (the watcher or the SFTPGo hook) in the last 24 hours.

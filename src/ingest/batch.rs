@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use regex::Regex;
 
-use super::paths::{MediaRoots, PathError, is_temporary};
+use super::paths::{MediaRoots, PathError, is_hidden, is_temporary};
 
 /// Most files one request may register: beyond this, the caller should narrow the pattern
 /// (or leave the folder to the watcher).
@@ -57,17 +57,14 @@ fn walk(
         let entry = entry.map_err(BatchError::List)?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if is_temporary(&name) {
-            continue;
-        }
         let Ok(kind) = entry.file_type() else {
             continue;
         };
         if kind.is_dir() {
-            if depth > 0 {
+            if depth > 0 && !is_hidden(&name) {
                 walk(&entry.path(), pattern, depth - 1, found)?;
             }
-        } else if pattern.is_match(&name) {
+        } else if !is_temporary(&name) && pattern.is_match(&name) {
             found.push(entry.path());
             // Stop early: a folder of millions must not be listed whole to be refused.
             if found.len() > MAX_BATCH {

@@ -43,6 +43,9 @@ pub enum RegisterError {
     Database(#[from] sqlx::Error),
     #[error("cancelled")]
     Cancelled,
+    /// The watcher found content whose record an operator deleted.
+    #[error("an operator deleted the record of this content")]
+    Deleted,
 }
 
 impl From<ProbeError> for RegisterError {
@@ -154,6 +157,13 @@ impl Registrar {
         let facts = probe::probe(&self.ffprobe, &checked.path).await?;
         let digest = self.hash(&checked.path, &checked.stat).await?;
         let content_hash = digest::hex(&digest);
+        if source == Source::Watcher {
+            if files::is_tombstoned(pool, &content_hash).await? {
+                return Err(RegisterError::Deleted);
+            }
+        } else {
+            files::clear_tombstone(pool, &content_hash).await?;
+        }
         let file_uuid = file_uuid(&digest);
         let file_name = file_name(&checked.path);
         let new = NewFile {
@@ -172,10 +182,20 @@ impl Registrar {
         };
         let (record, created) = files::insert_or_existing(pool, &new, &checked.stat).await?;
         if created {
+            let (partial, replaced) =
+                files::supersede(pool, &record.file_uuid, &checked.stat).await?;
+            if partial + replaced > 0 {
+                tracing::info!(
+                    path = ?record.file_path,
+                    partial_records_deleted = partial,
+                    records_marked_missing = replaced,
+                    "the path holds new content"
+                );
+            }
             self.queue(&record).await;
             tracing::info!(
                 file_uuid = %record.file_uuid,
-                path = %record.file_path,
+                path = ?record.file_path,
                 source = source.as_str(),
                 "file registered"
             );
@@ -186,12 +206,16 @@ impl Registrar {
             });
         }
         let elsewhere = record.file_path != checked.stat.path;
+        if !elsewhere {
+            // Same file, same content, new stat facts (a hard link, a change of mode).
+            files::refresh_stat(pool, &record.file_uuid, &checked.stat).await?;
+        }
         if elsewhere
             && !holds(&record.file_path, record.size_bytes)
             && let Some(moved) =
                 files::relocate(pool, &record.file_uuid, &file_name, &checked.stat).await?
         {
-            tracing::info!(file_uuid = %moved.file_uuid, path = %moved.file_path, "file moved");
+            tracing::info!(file_uuid = %moved.file_uuid, path = ?moved.file_path, "file moved");
             return Ok(Registered {
                 record: moved,
                 already_exists: true,
@@ -242,7 +266,11 @@ impl Registrar {
             if !same_file(&after, &expected) {
                 return Err(RegisterError::Changing);
             }
-            Ok(digest)
+            // Still there under its name (not deleted or replaced while it was read)?
+            match std::fs::symlink_metadata(&path) {
+                Ok(now) if same_file(&now, &expected) => Ok(digest),
+                _ => Err(RegisterError::Changing),
+            }
         })
         .await?
     }

@@ -78,6 +78,8 @@ impl MediaRoots {
                 "not a regular file (a device, pipe or socket)",
             ));
         }
+        // Say "not readable" now, rather than let ffprobe fail and call it "not media".
+        std::fs::File::open(&path).map_err(io_error)?;
         let stat = stat_of(&path, &meta);
         Ok(CheckedFile { path, stat })
     }
@@ -105,6 +107,15 @@ impl MediaRoots {
         }
         if raw.contains('\0') {
             return Err(PathError::Invalid("the path contains a NUL character"));
+        }
+        // The kernel's own limits, checked before any work that grows with the path's length.
+        if raw.len() > MAX_PATH {
+            return Err(PathError::Invalid("the path is longer than 4096 bytes"));
+        }
+        if raw.split('/').any(|part| part.len() > MAX_NAME) {
+            return Err(PathError::Invalid(
+                "a name in the path is longer than 255 bytes",
+            ));
         }
         let written = Path::new(raw);
         if !written.is_absolute() {
@@ -140,6 +151,10 @@ impl MediaRoots {
     }
 }
 
+/// Longest path and longest name in it that Linux takes (PATH_MAX, NAME_MAX).
+const MAX_PATH: usize = 4096;
+const MAX_NAME: usize = 255;
+
 /// Symlinks followed when judging where a missing path would lie (the kernel's own limit).
 const MAX_LINKS: usize = 40;
 
@@ -165,6 +180,13 @@ fn missing_lies_inside(path: &Path, roots: &[PathBuf], links_left: usize) -> boo
 }
 
 pub(crate) fn io_error(error: std::io::Error) -> PathError {
+    match error.raw_os_error() {
+        Some(libc::ELOOP) => return PathError::Invalid("the path has a loop of symlinks"),
+        Some(libc::ENAMETOOLONG) => {
+            return PathError::Invalid("the path or a name in it is too long");
+        }
+        _ => {}
+    }
     match error.kind() {
         ErrorKind::NotFound => PathError::NotFound,
         ErrorKind::PermissionDenied => PathError::NotReadable,
@@ -183,6 +205,11 @@ pub fn stat_of(path: &Path, meta: &std::fs::Metadata) -> Stat {
         mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
         ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
     }
+}
+
+/// Folders the watcher and batches skip: hidden ones (`.git`, SFTPGo's temporary folders).
+pub fn is_hidden(name: &str) -> bool {
+    name.starts_with('.')
 }
 
 /// Names that uploads in progress use: hidden files (SFTPGo's atomic uploads, rsync) and the
@@ -237,6 +264,7 @@ mod tests {
                 PathError::Invalid("`..` is not allowed in a path"),
             ),
             ("/etc/passwd", PathError::Outside),
+            ("/nonexistent-root-for-test/x/y/z/a.mp4", PathError::Outside),
             (
                 "/nonexistent-root-for-test/a\0b",
                 PathError::Invalid("the path contains a NUL character"),
@@ -245,5 +273,18 @@ mod tests {
         for (raw, expected) in cases {
             assert_eq!(roots.check_file(raw).unwrap_err(), expected, "{raw:?}");
         }
+        // Over-long paths are refused at once, whatever they hold.
+        let deep = format!("/nonexistent-root-for-test/{}", "a/".repeat(1_000_000));
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            roots.check_file(&deep),
+            Err(PathError::Invalid(_))
+        ));
+        let long_name = format!("/nonexistent-root-for-test/{}.mp4", "n".repeat(300));
+        assert!(matches!(
+            roots.check_file(&long_name),
+            Err(PathError::Invalid(_))
+        ));
+        assert!(started.elapsed() < std::time::Duration::from_millis(100));
     }
 }

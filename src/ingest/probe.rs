@@ -8,6 +8,13 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::process::Command;
 
+/// The demuxers a registered file may use: audio and video containers and elementary
+/// streams. Playlist and reference formats are left out on purpose, and so are still images.
+const DEMUXERS: &str = "mov,matroska,avi,mpegts,mpegtsraw,mpeg,mpegvideo,flv,asf,mxf,gxf,dv,\
+nut,ogg,wav,w64,aiff,caf,au,mp3,aac,ac3,eac3,dts,truehd,flac,ape,wv,tta,tak,amr,amrnb,amrwb,\
+m4v,h264,hevc,vc1,rm,ivf,yuv4mpegpipe,gif,mjpeg,smjpeg,dirac,avs,bink,vqf,xwma,voc,sox,\
+mlp,loas,latm,oma,mpc,mpc8";
+
 /// Longest a probe may take. ffprobe reads only the headers (and a few packets) of a file, so
 /// this is generous; it bounds a file on a hung network mount.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -40,6 +47,9 @@ pub async fn probe(ffprobe: &Path, file: &Path) -> Result<MediaFacts, ProbeError
     input.push(file.as_os_str());
     let child = Command::new(ffprobe)
         .args(["-v", "error", "-hide_banner", "-print_format", "json"])
+        // Only the file itself, only containers of audio and video: playlists and the like
+        // (HLS, concat, SDP) would read other files or the network.
+        .args(["-protocol_whitelist", "file", "-format_whitelist", DEMUXERS])
         .args(["-show_format", "-show_streams"])
         .arg(input)
         .stdin(Stdio::null())
@@ -50,7 +60,9 @@ pub async fn probe(ffprobe: &Path, file: &Path) -> Result<MediaFacts, ProbeError
         .map_err(|error| ProbeError::Unavailable(error.to_string()))?;
     let output = tokio::time::timeout(PROBE_TIMEOUT, child.wait_with_output())
         .await
-        .map_err(|_| ProbeError::Unavailable("timed out".to_owned()))?
+        // A file ffprobe cannot get through in a minute is not usable media (a hung mount,
+        // say); the watcher then leaves it until it changes.
+        .map_err(|_| ProbeError::NotMedia("ffprobe did not finish reading this file"))?
         .map_err(|error| ProbeError::Unavailable(error.to_string()))?;
     if !output.status.success() {
         tracing::debug!(

@@ -492,3 +492,79 @@ async fn the_cli_registers_and_lists_directly_or_through_a_server() {
         text(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn playlists_long_paths_and_odd_names_are_refused_without_reading_elsewhere() {
+    let (app, key, root) = media_app(false).await;
+    let outside = root.parent().unwrap().join("elsewhere");
+    std::fs::create_dir_all(&outside).unwrap();
+    make_video(&outside.join("secret.mp4"), 1, 930, true);
+    // An HLS playlist inside the root naming a video outside it.
+    let playlist = root.join("list.m3u8");
+    let text = format!(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:1.0,\n{}\n#EXT-X-ENDLIST\n",
+        outside.join("secret.mp4").display()
+    );
+    std::fs::write(&playlist, text).unwrap();
+    let concat = root.join("list.ffconcat");
+    std::fs::write(
+        &concat,
+        format!(
+            "ffconcat version 1.0\nfile '{}'\n",
+            outside.join("secret.mp4").display()
+        ),
+    )
+    .unwrap();
+    for path in [&playlist, &concat] {
+        let (status, body) = app.register(&key, path).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (422, Some("not_media")),
+            "{path:?}"
+        );
+    }
+
+    let started = std::time::Instant::now();
+    let deep = format!("{}/{}", root.display(), "a/".repeat(200_000));
+    let (status, body) = app
+        .post_json(
+            "/api/v1/files/register",
+            &key,
+            &json!({ "file_path": deep }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_path"))
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let (status, _) = app
+        .get_with_key("/api/v1/files/lookup?file_name=%00", &key)
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(app.file_rows().await, 0);
+}
+
+#[tokio::test]
+async fn a_new_hard_link_does_not_make_the_next_registration_read_the_file_again() {
+    let (app, key, root) = media_app(false).await;
+    let path = root.join("linked.mp4");
+    make_video(&path, 1, 940, true);
+    let (status, _) = app.register(&key, &path).await;
+    assert_eq!(status, 201);
+    std::fs::hard_link(&path, root.parent().unwrap().join("other-name.mp4")).unwrap();
+    let (status, again) = app.register(&key, &path).await;
+    assert_eq!((status, &again["already_exists"]), (200, &json!(true)));
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&path).unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT ctime_ns FROM files")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, meta.ctime() * 1_000_000_000 + meta.ctime_nsec());
+}

@@ -126,10 +126,33 @@ async fn files_that_arrive_while_reelbase_is_down_are_registered_at_the_next_sta
         ("REELBASE_WATCH_SETTLE_MS", "500"),
     ];
     make_video(&root.join("before.mp4"), 1, 610, true);
+    std::fs::write(root.join("notes.txt"), "not a video").unwrap();
     let mut first = Served::start(&env);
     first.wait_for("listening");
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     wait_for_row(&pool, "before.mp4", Duration::from_secs(15)).await;
+    // A copy of known content and a file that is not media are judged once, and remembered.
+    std::fs::copy(root.join("before.mp4"), root.join("copy.mp4")).unwrap();
+    let judged = || async {
+        sqlx::query_as::<_, (String, String, time::OffsetDateTime)>(
+            "SELECT file_path, outcome, seen_at FROM ingest_seen ORDER BY file_path",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while judged().await.len() < 3 {
+        assert!(Instant::now() < deadline, "{:?}", judged().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before_restart = judged().await;
+    let outcomes: Vec<&str> = before_restart.iter().map(|(_, o, _)| o.as_str()).collect();
+    assert_eq!(
+        outcomes,
+        ["registered", "known", "rejected"],
+        "{before_restart:?}"
+    );
     first.sigterm();
     assert!(first.wait_exit().success());
 
@@ -144,6 +167,9 @@ async fn files_that_arrive_while_reelbase_is_down_are_registered_at_the_next_sta
         .await
         .unwrap();
     assert_eq!(rows, 2);
+    // Nothing unchanged was judged again.
+    let after_restart = judged().await;
+    assert_eq!(after_restart[..3], before_restart[..], "{after_restart:?}");
 }
 
 #[tokio::test]
@@ -237,4 +263,112 @@ async fn sftpgo_upload_events_register_through_the_same_path() {
         .await;
     assert_eq!(status, 401);
     assert_eq!(app.file_rows().await, 2);
+}
+
+#[tokio::test]
+async fn an_upload_paused_while_its_writer_holds_it_open_is_registered_once_complete() {
+    let (app, _key, root) = media_app(true).await;
+    let staged = root.parent().unwrap().join("staged-pause.mp4");
+    make_video(&staged, 2, 530, true);
+    let size = std::fs::metadata(&staged).unwrap().len();
+    let half = size / 2;
+    let target = root.join("paused.mp4");
+    // Half the file, a pause four settle times long with the file still open, then the rest.
+    let script = format!(
+        "head -c {half} '{s}' > '{t}'; exec 3>>'{t}'; sleep 3.2; tail -c +{from} '{s}' >&3",
+        s = staged.display(),
+        t = target.display(),
+        from = half + 1
+    );
+    let mut writer = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        rows_named(&app.pool, "paused.mp4").await.is_empty(),
+        "registered while open"
+    );
+    assert!(writer.wait().unwrap().success());
+    let (_, size_stored) = wait_for_row(&app.pool, "paused.mp4", Duration::from_secs(15)).await;
+    assert_eq!(size_stored, size as i64);
+    several_settle_times().await;
+    assert_eq!(rows_named(&app.pool, "paused.mp4").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_partial_record_is_replaced_when_its_file_grows_and_replaced_content_is_marked() {
+    let (app, _key, root) = media_app(true).await;
+    let staged = root.parent().unwrap().join("staged-grow.mp4");
+    make_video(&staged, 2, 540, true);
+    let bytes = std::fs::read(&staged).unwrap();
+    let target = root.join("grows.mp4");
+    // The first half of a streaming-ready mp4 reads as (shorter) media.
+    std::fs::write(&target, &bytes[..bytes.len() / 2]).unwrap();
+    let (_, first) = wait_for_row(&app.pool, "grows.mp4", Duration::from_secs(15)).await;
+    assert!(first < bytes.len() as i64);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&target)
+        .unwrap();
+    file.write_all(&bytes[bytes.len() / 2..]).unwrap();
+    drop(file);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let rows = rows_named(&app.pool, "grows.mp4").await;
+        if rows.len() == 1 && rows[0].1 == bytes.len() as i64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{rows:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Other content renamed over it: the old record says its content is gone.
+    let other = root.parent().unwrap().join("other.mp4");
+    make_video(&other, 1, 550, true);
+    std::fs::rename(&other, &target).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let statuses: Vec<String> = sqlx::query_scalar(
+            "SELECT status FROM files WHERE file_name = 'grows.mp4' ORDER BY registered_at",
+        )
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+        if statuses == ["missing", "registered"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{statuses:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn deleted_content_is_not_registered_again_from_a_copy() {
+    let (app, key, root) = media_app(true).await;
+    let original = root.join("original.mp4");
+    make_video(&original, 1, 560, true);
+    wait_for_row(&app.pool, "original.mp4", Duration::from_secs(15)).await;
+    let uuid: String = sqlx::query_scalar("SELECT file_uuid FROM files")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let response = app
+        .client
+        .delete(app.url(&format!("/api/v1/files/{uuid}")))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    std::fs::copy(&original, root.join("copy.mp4")).unwrap();
+    several_settle_times().await;
+    assert_eq!(app.file_rows().await, 0);
+    // Registering it explicitly brings it back.
+    let (status, body) = app.register(&key, &root.join("copy.mp4")).await;
+    assert_eq!(
+        (status, body["file_uuid"].as_str()),
+        (201, Some(uuid.as_str()))
+    );
 }
