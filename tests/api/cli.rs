@@ -111,10 +111,9 @@ async fn migrate_status_reports_what_is_applied_and_required() {
     let after = run(&db, &["migrate", "--status"], "");
 
     assert_eq!(before.status.code(), Some(1), "not ok before migrating");
-    assert!(
-        text(&before.stdout)
-            .contains("required (3): 0001_users_and_auth.sql, 0002_identities.sql, 0003_files.sql")
-    );
+    assert!(text(&before.stdout).contains(
+        "required (4): 0001_users_and_auth.sql, 0002_identities.sql, 0003_files.sql, 0004_jobs.sql"
+    ));
     assert!(text(&migrate.stdout).contains("applied 0001_users_and_auth.sql"));
     assert!(after.status.success());
     assert!(
