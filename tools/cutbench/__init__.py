@@ -1,0 +1,1 @@
+"""The shot-boundary benchmark behind tools/bench-cut: see __main__.py."""
