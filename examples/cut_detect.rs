@@ -5,6 +5,7 @@
 //! cargo run --release --example cut_detect -- FILE...
 
 use std::path::Path;
+use std::time::Duration;
 
 use reelbase::ingest::probe;
 use reelbase::pipeline::cut;
@@ -27,7 +28,15 @@ async fn main() {
         };
         let fps = facts.fps.unwrap_or(25.0);
         let input = format!("file:{}", path.display());
-        match cut::detect(&runner, "ffmpeg".as_ref(), input.as_ref(), fps).await {
+        match cut::detect(
+            &runner,
+            "ffmpeg".as_ref(),
+            input.as_ref(),
+            fps,
+            Duration::from_secs(3600),
+        )
+        .await
+        {
             Ok(found) => {
                 let boundaries: Vec<_> = found
                     .boundaries

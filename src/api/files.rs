@@ -15,6 +15,7 @@ use super::{ApiError, AppState, ErrorCode};
 use crate::db::files::{self, FileRecord, STATUSES, Source};
 use crate::ingest::batch::{self, BatchError};
 use crate::ingest::{PathError, RegisterError, Registered, is_file_uuid};
+use crate::pipeline::context::remove_outputs;
 
 /// Largest compiled pattern accepted, so a pathological one cannot use up memory.
 const PATTERN_SIZE_LIMIT: usize = 1 << 20;
@@ -268,9 +269,9 @@ pub async fn delete(
         .await
         .map_err(|error| ApiError::unavailable("deleting a file record needs PostgreSQL", &error))?
         .ok_or_else(no_such_file)?;
-    let output = state.settings.data_dir.join("output");
-    let prefix = format!("{file_uuid}.");
-    let removed = tokio::task::spawn_blocking(move || remove_outputs(&output, &prefix))
+    let data_dir = state.settings.data_dir.clone();
+    let uuid = file_uuid.clone();
+    let removed = tokio::task::spawn_blocking(move || remove_outputs(&data_dir, &uuid))
         .await
         .unwrap_or(0);
     tracing::info!(file_uuid = %record.file_uuid, outputs_removed = removed, "file record deleted");
@@ -281,23 +282,6 @@ pub async fn delete(
         "outputs_removed": removed,
         "message": "the record and its outputs are deleted; the source file is untouched",
     })))
-}
-
-/// Removes what in `dir` is named `prefix…` (files, links, folders); returns how many.
-fn remove_outputs(dir: &std::path::Path, prefix: &str) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with(prefix))
-        .filter(|entry| match entry.file_type() {
-            // A link is removed itself, never what it points to.
-            Ok(kind) if kind.is_dir() => std::fs::remove_dir_all(entry.path()).is_ok(),
-            Ok(_) => std::fs::remove_file(entry.path()).is_ok(),
-            Err(_) => false,
-        })
-        .count()
 }
 
 fn check_uuid(file_uuid: &str) -> Result<(), ApiError> {

@@ -53,14 +53,18 @@ pub async fn process(
             .map_err(|error| ApiError::new(ErrorCode::InvalidJson, error.to_string()))?
     };
     let pool = &state.db.pool;
-    files::get(pool, &file_uuid)
+    let file = files::get(pool, &file_uuid)
         .await
         .map_err(unavailable)?
         .ok_or_else(|| ApiError::new(ErrorCode::FileNotFound, "no such file is registered"))?;
     let ready = state.reports.ready_processors().await;
     let requested: Vec<String> = match request.processors {
         Some(names) if !names.is_empty() => names,
-        _ => ready.iter().map(|s| (*s).to_owned()).collect(),
+        // By default, what applies to this file: no picture processors for audio.
+        _ => registry::applicable(&ready, &file.file_type)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
     };
     let unknown: Vec<&str> = requested
         .iter()
@@ -68,9 +72,28 @@ pub async fn process(
         .filter(|n| !registry::is_known(n))
         .collect();
     if !unknown.is_empty() {
+        let shown: Vec<String> = unknown
+            .iter()
+            .take(5)
+            .map(|n| n.chars().take(40).collect())
+            .collect();
         return Err(ApiError::new(
             ErrorCode::BadRequest,
-            format!("unknown processors: {}", unknown.join(", ")),
+            format!(
+                "unknown processors: {}; known: {}",
+                shown.join(", "),
+                registry::names().join(", ")
+            ),
+        ));
+    }
+    if requested.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::ProcessorUnavailable,
+            format!(
+                "none of the processors that can run here ({}) applies to an {} file",
+                ready.join(", "),
+                file.file_type
+            ),
         ));
     }
     let names: Vec<&str> = requested.iter().map(String::as_str).collect();
@@ -181,14 +204,19 @@ pub async fn retry(
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::new(ErrorCode::BadRequest, "a job id is a whole number"))?;
-    let retried = jobs::retry(&state.db.pool, id, &request.processor)
+    match jobs::retry(&state.db.pool, id, &request.processor)
         .await
-        .map_err(unavailable)?;
-    if !retried {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "this job has no failed or skipped step by that name",
-        ));
+        .map_err(unavailable)?
+    {
+        jobs::Retry::Done => {}
+        jobs::Retry::NoSuchJob => return Err(ApiError::new(ErrorCode::NotFound, "no such job")),
+        jobs::Retry::NotFailed => {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                "this job has no failed step by that name (retry the step that failed; the \
+                 steps skipped because of it come with it)",
+            ));
+        }
     }
     let body = json!({"success": true, "job_id": id, "processor": request.processor});
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())

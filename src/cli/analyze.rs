@@ -71,7 +71,7 @@ pub async fn run(settings: &Settings, args: AnalyzeArgs) -> Result<ExitCode, Cli
         .filter(|name| report.processors.get(name) == Some(&true))
         .collect();
     let wanted: Vec<&str> = if args.processors.is_empty() {
-        ready.clone()
+        registry::applicable(&ready, &file.file_type)
     } else {
         args.processors.iter().map(String::as_str).collect()
     };

@@ -220,7 +220,8 @@ pub async fn finish(
         "UPDATE job_steps SET status = $4, reason = $5, finished_at = CASE WHEN $4 = 'pending' \
          THEN NULL ELSE now() END, duration_ms = CASE WHEN $4 = 'pending' THEN NULL ELSE \
          (extract(epoch FROM now() - started_at) * 1000)::bigint END, \
-         worker = CASE WHEN $4 = 'pending' THEN NULL ELSE worker END, heartbeat_at = NULL \
+         worker = CASE WHEN $4 = 'pending' THEN NULL ELSE worker END, heartbeat_at = NULL, \
+         attempts = CASE WHEN $4 = 'pending' THEN greatest(attempts - 1, 0) ELSE attempts END \
          WHERE job_id = $1 AND processor = $2 AND status = 'running' AND worker = $3",
     )
     .bind(claimed.job_id)
@@ -318,22 +319,57 @@ pub async fn reclaim_stale(
     Ok(rows.len() as u64)
 }
 
-/// Puts a failed or skipped step (and the skipped steps after it) back in the queue, and
-/// reopens its job. Returns false when the job has no such step in that state.
-pub async fn retry(pool: &PgPool, job_id: i64, processor: &str) -> Result<bool, sqlx::Error> {
+/// What a retry found.
+pub enum Retry {
+    Done,
+    NoSuchJob,
+    /// The job has no failed step by that name.
+    NotFailed,
+}
+
+/// Puts a failed step, and the steps skipped because of it (directly or not), back in the
+/// queue, and reopens its job.
+pub async fn retry(pool: &PgPool, job_id: i64, processor: &str) -> Result<Retry, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let updated = sqlx::query(
-        "UPDATE job_steps SET status = 'pending', reason = NULL, finished_at = NULL, \
-         duration_ms = NULL, attempts = 0 WHERE job_id = $1 \
-         AND (processor = $2 OR status = 'skipped') AND status IN ('failed', 'skipped')",
+    let steps: Vec<(String, String, Vec<String>)> = sqlx::query_as(
+        "SELECT processor, status, depends_on FROM job_steps WHERE job_id = $1 FOR UPDATE",
     )
     .bind(job_id)
-    .bind(processor)
+    .fetch_all(&mut *tx)
+    .await?;
+    if steps.is_empty() {
+        return Ok(Retry::NoSuchJob);
+    }
+    if !steps
+        .iter()
+        .any(|(name, status, _)| name == processor && status == "failed")
+    {
+        return Ok(Retry::NotFailed);
+    }
+    let mut again = vec![processor.to_owned()];
+    loop {
+        let more: Vec<String> = steps
+            .iter()
+            .filter(|(name, status, deps)| {
+                status == "skipped"
+                    && !again.contains(name)
+                    && deps.iter().any(|d| again.contains(d))
+            })
+            .map(|(name, _, _)| name.clone())
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        again.extend(more);
+    }
+    sqlx::query(
+        "UPDATE job_steps SET status = 'pending', reason = NULL, finished_at = NULL, \
+         duration_ms = NULL, attempts = 0 WHERE job_id = $1 AND processor = ANY($2)",
+    )
+    .bind(job_id)
+    .bind(&again)
     .execute(&mut *tx)
     .await?;
-    if updated.rows_affected() == 0 {
-        return Ok(false);
-    }
     sqlx::query("UPDATE jobs SET status = 'running', finished_at = NULL WHERE id = $1")
         .bind(job_id)
         .execute(&mut *tx)
@@ -349,7 +385,7 @@ pub async fn retry(pool: &PgPool, job_id: i64, processor: &str) -> Result<bool, 
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(Retry::Done)
 }
 
 pub async fn get(pool: &PgPool, id: i64) -> Result<Option<Job>, sqlx::Error> {

@@ -116,7 +116,7 @@ impl Registrar {
             .copied()
             .filter(|name| report.processors.get(name) == Some(&true))
             .collect();
-        let plan = registry::plan(&ready);
+        let plan = registry::plan(&registry::applicable(&ready, &record.file_type));
         if plan.is_empty() {
             return;
         }

@@ -134,3 +134,37 @@ pub fn write_result(
     std::fs::rename(&temporary, &path)?;
     Ok(path)
 }
+
+/// Removes everything under the output folder named `{file_uuid}.…` (result files, keyframes,
+/// links, folders; a link itself, never what it points to). Returns how many entries.
+pub fn remove_outputs(data_dir: &Path, file_uuid: &str) -> usize {
+    let prefix = format!("{file_uuid}.");
+    let Ok(entries) = std::fs::read_dir(output_dir(data_dir)) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => std::fs::remove_dir_all(entry.path()).is_ok(),
+            Ok(_) => std::fs::remove_file(entry.path()).is_ok(),
+            Err(_) => false,
+        })
+        .count()
+}
+
+/// Removes scratch folders left by processes that are gone (a worker killed mid-step). Their
+/// names end in `-{pid}-{n}`.
+pub fn clear_stale_scratch(data_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(data_dir.join("tmp")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name.rsplit('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if pid.is_some() && !alive {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}

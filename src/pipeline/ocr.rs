@@ -87,7 +87,7 @@ pub async fn run(ctx: &StepContext<'_>) -> Result<Value, StepError> {
         let _ = std::fs::remove_file(&image);
         samples.push((*time, lines(&String::from_utf8_lossy(&tsv.stdout))));
     }
-    let spans = spans(&samples, &times);
+    let spans = spans(&samples, &times, duration);
     store(ctx, &spans).await?;
     let texts: Vec<Value> = spans
         .iter()
@@ -185,9 +185,10 @@ pub fn lines(tsv: &str) -> Vec<Line> {
         .collect()
 }
 
-/// Joins a line seen on consecutive samples into one span: from its first sample to the next
-/// sample after its last (or the end of the video).
-pub fn spans(samples: &[(f64, Vec<Line>)], times: &[f64]) -> Vec<Span> {
+/// Joins a line seen on consecutive samples into one span. It starts half-way between the
+/// sample before its first and its first, and ends half-way between its last and the next
+/// (the best guess between two looks), within the video.
+pub fn spans(samples: &[(f64, Vec<Line>)], times: &[f64], duration: f64) -> Vec<Span> {
     let normal = |text: &str| {
         text.split_whitespace()
             .collect::<Vec<_>>()
@@ -202,6 +203,9 @@ pub fn spans(samples: &[(f64, Vec<Line>)], times: &[f64]) -> Vec<Span> {
             .copied()
             .find(|t| t > time)
             .unwrap_or(time + EVERY);
+        let next = ((time + next) / 2.0).min(duration);
+        let previous = times.iter().copied().rev().find(|t| t < time);
+        let begins = previous.map_or(0.0, |p| (p + time) / 2.0);
         let mut still_open = Vec::new();
         for line in lines {
             let found = open.iter().position(|(span, last)| {
@@ -217,7 +221,7 @@ pub fn spans(samples: &[(f64, Vec<Line>)], times: &[f64]) -> Vec<Span> {
                 None => still_open.push((
                     Span {
                         text: line.text.clone(),
-                        start: *time,
+                        start: begins,
                         end: next,
                         confidence: line.confidence,
                         bbox: line.bbox,
@@ -292,9 +296,9 @@ mod tests {
             (2.5, vec![]),
             (3.5, vec![line("Hello")]),
         ];
-        let spans = spans(&samples, &times);
+        let spans = spans(&samples, &times, 3.8);
         let got: Vec<(f64, f64)> = spans.iter().map(|s| (s.start, s.end)).collect();
-        assert_eq!(got, [(0.5, 2.5), (3.5, 4.5)]);
+        assert_eq!(got, [(0.0, 2.0), (3.0, 3.8)]);
     }
 
     #[test]

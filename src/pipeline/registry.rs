@@ -21,6 +21,30 @@ pub const DEPENDENCIES: &[(&str, &[&str])] = &[
 /// The processors this build can run (when their tools are present).
 pub const BUILT: &[&str] = &["cut", "scene", "ocr"];
 
+/// Processors that need a picture: nothing for them to do in an audio file.
+const NEED_VIDEO: &[&str] = &[
+    "cut",
+    "scene",
+    "ocr",
+    "yolo",
+    "visual_chunk",
+    "face",
+    "pose",
+];
+
+pub fn names() -> Vec<&'static str> {
+    DEPENDENCIES.iter().map(|(name, _)| *name).collect()
+}
+
+/// Of `ready`, those that apply to a file of `file_type` (`video` or `audio`).
+pub fn applicable<'a>(ready: &[&'a str], file_type: &str) -> Vec<&'a str> {
+    ready
+        .iter()
+        .copied()
+        .filter(|name| file_type == "video" || !NEED_VIDEO.contains(name))
+        .collect()
+}
+
 pub fn is_known(name: &str) -> bool {
     DEPENDENCIES.iter().any(|(n, _)| *n == name)
 }

@@ -126,7 +126,7 @@ impl Runner {
             .acquire_owned()
             .await
             .expect("never closed");
-        let child = Command::new(program)
+        let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -138,9 +138,28 @@ impl Runner {
                 program: program.to_string_lossy().into_owned(),
                 reason: error.to_string(),
             })?;
+        // stderr is drained all along (keeping its tail): a program that writes much to it
+        // would otherwise block once the pipe is full, and never finish its stdout.
+        let stderr = child.stderr.take().map(|mut pipe| {
+            tokio::spawn(async move {
+                let mut tail = Vec::new();
+                let mut buffer = [0u8; 8192];
+                while let Ok(n) = pipe.read(&mut buffer).await {
+                    if n == 0 {
+                        break;
+                    }
+                    tail.extend_from_slice(&buffer[..n]);
+                    if tail.len() > 4 * STDERR_TAIL {
+                        tail.drain(..tail.len() - 2 * STDERR_TAIL);
+                    }
+                }
+                tail
+            })
+        });
         Ok(Streaming {
             guard: GroupGuard(child.id()),
             child,
+            stderr,
             _slot: slot,
         })
     }
@@ -149,6 +168,7 @@ impl Runner {
 /// A running program whose stdout the caller reads.
 pub struct Streaming {
     pub child: Child,
+    stderr: Option<tokio::task::JoinHandle<Vec<u8>>>,
     guard: GroupGuard,
     _slot: tokio::sync::OwnedSemaphorePermit,
 }
@@ -156,10 +176,10 @@ pub struct Streaming {
 impl Streaming {
     /// Waits for the program to end after its stdout was read; fails on a non-zero exit.
     pub async fn finish(mut self, program: &str) -> Result<(), RunError> {
-        let mut stderr = Vec::new();
-        if let Some(mut pipe) = self.child.stderr.take() {
-            let _ = pipe.read_to_end(&mut stderr).await;
-        }
+        let stderr = match self.stderr.take() {
+            Some(reader) => reader.await.unwrap_or_default(),
+            None => Vec::new(),
+        };
         let status = self.child.wait().await.map_err(|error| RunError::Output {
             program: program.to_owned(),
             reason: error.to_string(),

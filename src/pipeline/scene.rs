@@ -44,7 +44,9 @@ pub async fn run(ctx: &StepContext<'_>) -> Result<Value, StepError> {
     if shots.is_empty() {
         return Err(StepError::new("the cut result has no shots"));
     }
-    let histograms = keyframe_histograms(ctx, &shots).await?;
+    let histograms = tokio::time::timeout(ctx.timeout(), keyframe_histograms(ctx, &shots))
+        .await
+        .map_err(|_| StepError::new("decoding the keyframes did not finish in time"))??;
     let facts: Vec<ShotFacts> = shots
         .iter()
         .zip(histograms)

@@ -14,7 +14,7 @@ use sqlx::postgres::PgListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::context::{StepContext, Tools, write_result};
+use super::context::{StepContext, Tools, clear_stale_scratch, remove_outputs, write_result};
 use super::readiness::PipelineChecker;
 use super::registry;
 use super::runner::Runner;
@@ -72,6 +72,8 @@ pub fn spawn(
 
 async fn run(shared: Arc<Shared>, checker: Arc<PipelineChecker>, mut stop: watch::Receiver<bool>) {
     tracing::info!(worker = %shared.id, concurrency = shared.config.concurrency, "pipeline worker started");
+    let data_dir = shared.tools.data_dir.clone();
+    let _ = tokio::task::spawn_blocking(move || clear_stale_scratch(&data_dir)).await;
     let wake = Arc::new(Notify::new());
     let listener = tokio::spawn(listen(shared.db.clone(), wake.clone(), stop.clone()));
     let mut running: JoinSet<()> = JoinSet::new();
@@ -208,6 +210,11 @@ async fn run_step(shared: Arc<Shared>, claimed: Claimed, mut stop: watch::Receiv
     };
     if let Err(error) = ended {
         tracing::warn!(error = %error, "cannot record how a step ended; it will be taken back");
+    }
+    // The file's record was deleted while the step ran: what the step wrote goes too.
+    if let Ok(None) = files::get(pool, &claimed.file_uuid).await {
+        let (data_dir, uuid) = (shared.tools.data_dir.clone(), claimed.file_uuid.clone());
+        let _ = tokio::task::spawn_blocking(move || remove_outputs(&data_dir, &uuid)).await;
     }
     tracing::info!(
         job = claimed.job_id,

@@ -187,7 +187,7 @@ async fn alike_shots_make_one_scene() {
 /// An ffmpeg that fails to decode (or decodes slowly) while a flag file exists, and is the
 /// real one otherwise. Starting it with `-version` always works, so readiness stays true.
 fn flaky_ffmpeg(dir: &std::path::Path, flag: &std::path::Path, action: &str) -> std::path::PathBuf {
-    let script = dir.join(format!("ffmpeg-{action}"));
+    let script = dir.join("ffmpeg");
     let body = format!(
         "#!/bin/sh\ncase \"$*\" in *rawvideo*) if [ -e '{}' ]; then {action}; fi;; esac\nexec ffmpeg \"$@\"\n",
         flag.display()
@@ -236,8 +236,29 @@ async fn a_failing_step_shows_its_reason_skips_what_needs_it_and_retries_in_one_
     );
     assert_eq!(progress["processors"]["scene"]["status"], "skipped");
 
-    std::fs::remove_file(&flag).unwrap();
     let job_id = queued["job_id"].as_i64().unwrap();
+    // Only the step that failed can be retried (what it skipped comes with it).
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/jobs/{job_id}/retry"),
+            &key,
+            &json!({"processor": "scene"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("conflict"))
+    );
+    let (status, _) = app
+        .post_json(
+            "/api/v1/jobs/999999/retry",
+            &key,
+            &json!({"processor": "cut"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    std::fs::remove_file(&flag).unwrap();
     let (status, _) = app
         .post_json(
             &format!("/api/v1/jobs/{job_id}/retry"),
@@ -376,5 +397,55 @@ async fn readiness_follows_the_tools_each_processor_needs() {
     assert_eq!(
         (&processors["cut"], &processors["ocr"]),
         (&json!(true), &json!(false))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decoder_that_writes_much_to_stderr_does_not_hang_its_step() {
+    let dir = std::env::temp_dir().join(format!("reelbase-noisy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let flag = dir.join("noisy");
+    std::fs::write(&flag, "").unwrap();
+    // A megabyte on stderr before decoding: more than a pipe holds.
+    let wrapper = flaky_ffmpeg(&dir, &flag, "head -c 1000000 /dev/zero | tr '\\0' x >&2");
+    let (app, key, root) = pipeline_app(|s| s.ffmpeg = wrapper.clone()).await;
+    let path = root.join("noisy.mp4");
+    make_video(&path, 1, 490, true);
+    let uuid = register(&app, &key, &path).await;
+    let (status, _) = process(&app, &key, &uuid, json!({"processors": ["cut"]})).await;
+    assert_eq!(status, 202);
+    let progress = app.wait_for_job(&key, &uuid, Duration::from_secs(60)).await;
+    assert_eq!(progress["job_status"], "completed", "{progress}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audio_file_gets_only_what_applies_to_it() {
+    let (app, key, root) = pipeline_app(|s| s.workers = 0).await;
+    let path = root.join("tone.wav");
+    let status = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=300:duration=2",
+        ])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let uuid = register(&app, &key, &path).await;
+    let (status, body) = process(&app, &key, &uuid, json!({})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("processor_unavailable")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("audio"),
+        "{body}"
     );
 }

@@ -44,6 +44,23 @@ pub async fn detect(
     ffmpeg: &OsStr,
     input: &OsStr,
     fps: f64,
+    timeout: std::time::Duration,
+) -> Result<Detection, StepError> {
+    tokio::time::timeout(timeout, decode_and_detect(runner, ffmpeg, input, fps))
+        .await
+        .map_err(|_| {
+            StepError::new(format!(
+                "ffmpeg did not finish decoding within {} s",
+                timeout.as_secs()
+            ))
+        })?
+}
+
+async fn decode_and_detect(
+    runner: &Runner,
+    ffmpeg: &OsStr,
+    input: &OsStr,
+    fps: f64,
 ) -> Result<Detection, StepError> {
     let started = Instant::now();
     let mut detector = Detector::new(WIDTH, HEIGHT, fps);
@@ -100,7 +117,14 @@ pub async fn run(ctx: &StepContext<'_>) -> Result<Value, StepError> {
         boundaries,
         frames,
         speed: analysis_fps,
-    } = detect(ctx.runner, ctx.ffmpeg(), input.as_os_str(), fps).await?;
+    } = detect(
+        ctx.runner,
+        ctx.ffmpeg(),
+        input.as_os_str(),
+        fps,
+        ctx.timeout(),
+    )
+    .await?;
     let shots = shots(&boundaries, frames);
     let keyframes = save_keyframes(ctx, &shots).await?;
     store(ctx, &shots, fps, &keyframes).await?;
