@@ -106,6 +106,7 @@ impl Application {
         let (cpu, cpu_task) = resources::spawn_cpu_sampler(stop_background.subscribe());
         background.push(cpu_task);
         let reports = detailed_reports(&settings, probes, cpu);
+        reports.warm_up();
 
         let mut registrar =
             Registrar::new(db.clone(), &settings.media_roots, settings.ffprobe.clone());

@@ -113,6 +113,15 @@ impl DetailedReports {
         }
     }
 
+    /// Runs one pipeline check in the background so that its caches (tool answers, file
+    /// hashes) are warm before the first report, which then answers within its timeout.
+    pub fn warm_up(&self) {
+        let checker = self.pipeline.clone();
+        tokio::task::spawn_blocking(move || {
+            checker.check();
+        });
+    }
+
     /// The built processors that can run here now, by the same check as the report. It waits
     /// for a check of its own (cheap once the hashes and tool answers are cached), up to a
     /// bound, rather than take the report's "not measured in time".

@@ -369,12 +369,21 @@ async fn new_files_are_processed_on_registration_when_asked() {
 
 #[tokio::test]
 async fn readiness_follows_the_tools_each_processor_needs() {
+    // The report, once its pipeline block is measured (`null` while the first check runs).
     let detailed = |app: &crate::helpers::TestApp, key: &str| {
-        let request = app
-            .client
-            .get(app.url("/health/detailed"))
-            .header("x-api-key", key);
-        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+        let (client, url) = (app.client.clone(), app.url("/health/detailed"));
+        let key = key.to_owned();
+        async move {
+            for _ in 0..50 {
+                let request = client.get(&url).header("x-api-key", &key);
+                let report: Value = request.send().await.unwrap().json().await.unwrap();
+                if !report["pipeline"].is_null() {
+                    return report;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            panic!("the pipeline block stayed null");
+        }
     };
     let (app, key, _) = pipeline_app(|s| s.workers = 0).await;
     let processors = detailed(&app, &key).await["pipeline"]["processors"].clone();
