@@ -72,7 +72,7 @@ pub async fn media_app(watch: bool) -> (TestApp, String, PathBuf) {
 }
 
 /// The watcher's settle time in these tests.
-pub const SETTLE: Duration = Duration::from_millis(800);
+pub const SETTLE: Duration = Duration::from_millis(1500);
 
 impl TestApp {
     /// POSTs JSON with an API key; returns the status and the JSON answer.
