@@ -118,6 +118,15 @@ def sierpinski(rng, tag):
     return f"sierpinski={SIZE}:seed={seed}:type={kind}:jump={jump}"
 
 
+# Sources drawn from the same lavfi pattern look alike whatever moves on them: two in a row
+# would make a cut that only a change of hue (or nothing at all) shows.
+FAMILY = {whip_pan: "testsrc", big_object: "testsrc2", bars_pan: "bars", flashes: "bars"}
+
+
+def family(source):
+    return FAMILY.get(source, source.__name__)
+
+
 STILL = [testsrc, bars]
 MOVING = [
     testsrc2,

@@ -18,7 +18,7 @@ import random
 import subprocess
 from dataclasses import dataclass, field
 
-from .sources import FPS
+from .sources import FPS, family
 
 # Every shot keeps at least this many frames clear of any transition, so no detector's
 # minimum-shot rule (PySceneDetect's is 15 frames) decides the outcome.
@@ -81,8 +81,12 @@ def plan_video(name, seed, kinds, lengths, pool, count=None, min_frames=None, ea
     rng = random.Random(seed)
     names, weights = zip(*kinds.items())
     plan = VideoPlan(name, seed)
-    previous_source = None
-    order = rng.sample(pool, len(pool)) if each else None
+    previous = None
+    order = None
+    if each:
+        order = rng.sample(pool, len(pool))
+        while any(family(a) == family(b) for a, b in zip(order, order[1:])):
+            order = rng.sample(pool, len(pool))
     count = len(pool) if each else count
     while True:
         if count is not None and len(plan.segments) >= count:
@@ -93,8 +97,8 @@ def plan_video(name, seed, kinds, lengths, pool, count=None, min_frames=None, ea
         if order:
             make = order[len(plan.segments)]
         else:
-            make = rng.choice([s for s in pool if s is not previous_source])
-        previous_source = make
+            make = rng.choice([s for s in pool if not previous or family(s) != family(previous)])
+        previous = make
         low, high = lengths
         length = round(low * (high / low) ** rng.random())
         length = max(length, _footprint(into, True) + CLEAR)
