@@ -1,26 +1,39 @@
 //! Shot boundaries from a stream of small grey frames.
 //!
 //! Three tests, each adaptive to the footage around it:
-//! - a hard cut is a frame whose change from the previous one (pixel difference and luma
-//!   histogram distance) stands out against its neighbours' changes by a ratio, and above a
-//!   floor;
+//! - a hard cut is a frame whose change from the previous one (pixel difference and the distance
+//!   between the two frames' luma distributions) stands out against its neighbours' changes by a
+//!   ratio, and above a floor, unless the picture comes back within a few frames (a flash);
 //! - a fade through black is a run of near-black frames between brighter footage; the boundary
 //!   is the middle of the run;
-//! - a dissolve is a span where frames one window apart differ as much as a cut would, while no
-//!   single step does; the boundary is the middle of the transition.
+//! - a dissolve is a span where each frame is the average of the frames a few frames before and
+//!   after it (a linear blend) while those two differ clearly; motion rarely blends that way.
+//!   It is tested at three distances, for short and long dissolves; the boundary is the middle
+//!   of the span.
+//!
+//! Known limits: a dissolve between shots that both move a lot is missed (the blend test fails
+//! on the motion), and a slow, smooth change of a whole picture (a morphing gradient, lighting)
+//! can pass for a dissolve.
 
-/// Bins of the luma histogram.
-const BINS: usize = 32;
+/// Grey levels, one histogram bin each.
+const LEVELS: usize = 256;
 /// A step must change at least this much (0..1) to be a cut...
-const CUT_FLOOR: f32 = 0.08;
+const CUT_FLOOR: f32 = 0.05;
 /// ...and this many times more than the steps around it.
 const CUT_RATIO: f32 = 3.0;
 /// Steps on each side that a cut is compared with.
 const NEIGHBOURS: usize = 3;
 /// Mean luma (0..1) under which a frame counts as black.
 const BLACK: f32 = 0.06;
-/// Change between frames a window apart that a dissolve must reach.
-const DISSOLVE_FLOOR: f32 = 0.2;
+/// A flash: within this many frames after a jump, the picture comes back to within
+/// `FLASH_RETURN` of the jump to what it was before.
+const FLASH_FRAMES: usize = 3;
+const FLASH_RETURN: f32 = 0.25;
+/// Frames a dissolve blend test looks apart must differ at least this much (0..1)...
+const DISSOLVE_FLOOR: f32 = 0.05;
+/// ...and the middle frame may stray from their average by at most this part of their
+/// difference (0 is a perfect blend, 1 is a cut between them).
+const BLEND_ERROR: f32 = 0.35;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -47,42 +60,48 @@ pub struct Boundary {
     pub score: f32,
 }
 
-/// Takes frames one by one (each `width * height` grey bytes) and keeps only a few numbers per
-/// frame, plus one window of frames, so memory does not grow with the length of the video.
+/// Takes frames one by one (each `width * height * 3` bytes of planar YUV 4:4:4: luma, then the
+/// two chroma planes, so that a change of colour at equal brightness is seen too) and keeps only a few numbers per
+/// frame, plus the last second of frames, so memory does not grow with the length of the video.
 pub struct Detector {
     frame_len: usize,
-    /// Pixels per plane.
-    plane: usize,
-    /// Frames one window apart are compared for dissolves.
-    window: usize,
-    /// Minimum frames between two boundaries.
+    /// Half the distances of the blend test, shortest first.
+    halves: [usize; 3],
+    /// Minimum frames between two boundaries, and between a boundary and either end.
     min_shot: usize,
     recent: std::collections::VecDeque<Vec<u8>>,
-    previous_hist: Option<[f32; BINS]>,
-    /// Per frame: change from the previous frame, mean luma, change from a window back.
+    previous_cdf: Option<Vec<u32>>,
+    /// Per frame: change from the previous frame (`step` mixes in the luma distributions,
+    /// `jump` is pixels alone), mean luma, change from 2, 3 and 4 frames back (for flashes),
+    /// and how well it is a blend of its neighbours (0 when it is none).
     step: Vec<f32>,
+    jump: Vec<f32>,
     luma: Vec<f32>,
-    far: Vec<f32>,
+    back: Vec<[f32; FLASH_FRAMES]>,
+    blend: Vec<f32>,
 }
 
 impl Detector {
-    /// `fps` sets the dissolve window (one second) and the shortest shot (a third of one).
+    /// `fps` sets the blend test's distances (up to a second apart) and the shortest shot (a
+    /// third of a second).
     pub fn new(width: usize, height: usize, fps: f64) -> Self {
         let fps = if fps.is_finite() && fps > 0.0 {
             fps
         } else {
             25.0
         };
+        let window = (fps.round() as usize).max(6);
         Self {
             frame_len: width * height * 3,
-            plane: width * height,
-            window: (fps.round() as usize).max(4),
+            halves: [window / 6, window / 3, window / 2],
             min_shot: ((fps / 3.0).round() as usize).max(2),
             recent: std::collections::VecDeque::new(),
-            previous_hist: None,
+            previous_cdf: None,
             step: Vec::new(),
+            jump: Vec::new(),
             luma: Vec::new(),
-            far: Vec::new(),
+            back: Vec::new(),
+            blend: Vec::new(),
         }
     }
 
@@ -96,26 +115,68 @@ impl Detector {
 
     pub fn push(&mut self, frame: &[u8]) {
         debug_assert_eq!(frame.len(), self.frame_len);
-        let luma = &frame[..self.plane];
-        let hist = histogram(luma);
+        let luma = &frame[..frame.len() / 3];
+        let cdf = cumulative_histogram(luma);
         let mean = luma.iter().map(|&p| u32::from(p)).sum::<u32>() as f32
             / (255.0 * luma.len().max(1) as f32);
-        let step = match (self.recent.back(), &self.previous_hist) {
-            (Some(previous), Some(previous_hist)) => {
-                0.5 * self.difference(previous, frame) + 0.5 * hist_distance(previous_hist, &hist)
+        let (step, jump) = match (self.recent.back(), &self.previous_cdf) {
+            (Some(previous), Some(previous_cdf)) => {
+                let jump = difference(previous, frame);
+                (
+                    0.5 * jump + 0.5 * distribution_distance(previous_cdf, &cdf),
+                    jump,
+                )
             }
-            _ => 0.0,
+            _ => (0.0, 0.0),
         };
-        let far = if self.recent.len() >= self.window {
-            self.difference(&self.recent[self.recent.len() - self.window], frame)
-        } else {
-            0.0
-        };
+        let mut back = [1.0; FLASH_FRAMES];
+        for (k, slot) in back.iter_mut().enumerate() {
+            if let Some(earlier) = self.nth_back(k + 2) {
+                *slot = difference(earlier, frame);
+            }
+        }
         self.step.push(step);
+        self.jump.push(jump);
         self.luma.push(mean);
-        self.far.push(far);
-        self.previous_hist = Some(hist);
-        if self.recent.len() > self.window {
+        self.back.push(back);
+        self.blend.push(0.0);
+        self.previous_cdf = Some(cdf);
+        self.test_blends(frame);
+        self.remember(frame);
+    }
+
+    /// The frame `n` before the one being pushed (1 is the previous one).
+    fn nth_back(&self, n: usize) -> Option<&Vec<u8>> {
+        self.recent.len().checked_sub(n).map(|i| &self.recent[i])
+    }
+
+    /// Scores, for each distance, the frame halfway back to the one that far behind `frame`:
+    /// in a dissolve it is their average.
+    fn test_blends(&mut self, frame: &[u8]) {
+        let now = self.step.len() - 1;
+        for half in self.halves {
+            let (Some(start), Some(middle)) = (self.nth_back(2 * half), self.nth_back(half)) else {
+                continue;
+            };
+            // The blend test is on luma alone, its gate too: judged on colour, moving colour
+            // patterns would pass for dissolves.
+            let plane = frame.len() / 3;
+            let apart = mean_difference(&start[..plane], &frame[..plane]);
+            if apart < DISSOLVE_FLOOR {
+                continue;
+            }
+            let error = blend_error(start, middle, frame) / apart;
+            if error <= BLEND_ERROR {
+                let score = &mut self.blend[now - half];
+                *score = score.max(1.0 - error);
+            }
+        }
+    }
+
+    /// Keeps the frames the tests look back at: the longest blend distance.
+    fn remember(&mut self, frame: &[u8]) {
+        let keep = 2 * self.halves[2] + 1;
+        if self.recent.len() >= keep {
             let mut oldest = self.recent.pop_front().unwrap_or_default();
             oldest.clear();
             oldest.extend_from_slice(frame);
@@ -125,21 +186,17 @@ impl Detector {
         }
     }
 
-    /// How different two frames look, 0..1: the mean pixel difference of the luma plane, or
-    /// of the chroma planes (doubled: colours span a narrower range) when that is larger.
-    fn difference(&self, a: &[u8], b: &[u8]) -> f32 {
-        let luma = difference(&a[..self.plane], &b[..self.plane]);
-        let chroma = difference(&a[self.plane..], &b[self.plane..]);
-        luma.max((2.0 * chroma).min(1.0))
-    }
-
     /// The boundaries found, in order.
     pub fn finish(&self) -> Vec<Boundary> {
+        let n = self.step.len() as u64;
+        let near_an_end =
+            |b: &Boundary| b.frame < self.min_shot as u64 || n - b.frame < self.min_shot as u64;
         let mut found = self.cuts();
         found.extend(self.fades());
+        found.retain(|b| !near_an_end(b));
         found.sort_by_key(|b| b.frame);
         let dissolves = self.dissolves(&found);
-        found.extend(dissolves);
+        found.extend(dissolves.into_iter().filter(|b| !near_an_end(b)));
         found.sort_by_key(|b| b.frame);
         // Two boundaries closer than the shortest shot are one: keep the surer.
         let mut kept: Vec<Boundary> = Vec::new();
@@ -173,7 +230,7 @@ impl Detector {
             let mean = around.iter().sum::<f32>() / around.len().max(1) as f32;
             // A cut inside a fade's dark run is not a shot change of its own.
             let dark = self.luma[i] < BLACK && self.luma[i - 1] < BLACK;
-            if s >= CUT_RATIO * mean.max(0.005) && !dark {
+            if s >= CUT_RATIO * mean.max(0.005) && !dark && !self.flash_at(i) {
                 let score = (s / (s + mean)).clamp(0.0, 1.0);
                 cuts.push(Boundary {
                     frame: i as u64,
@@ -183,6 +240,16 @@ impl Detector {
             }
         }
         cuts
+    }
+
+    /// Whether the jump into frame `i` is undone within a few frames: a flash, or the end of
+    /// one, when some frame just after it is close to some frame just before it.
+    fn flash_at(&self, i: usize) -> bool {
+        let n = self.back.len();
+        let closest = (0..FLASH_FRAMES)
+            .flat_map(|k| (i..(i + k + 1).min(n)).map(move |after| self.back[after][k]))
+            .fold(f32::MAX, f32::min);
+        closest < FLASH_RETURN * self.jump[i]
     }
 
     fn fades(&self) -> Vec<Boundary> {
@@ -214,95 +281,102 @@ impl Detector {
         fades
     }
 
-    /// Spans where frames a window apart differ like a cut while no single step carries the
-    /// change. The transition runs from where that difference starts to rise to where it
-    /// peaks; the boundary is its middle.
+    /// Runs of frames that are blends of their neighbours, away from cuts and fades.
     fn dissolves(&self, known: &[Boundary]) -> Vec<Boundary> {
-        let n = self.far.len();
-        let w = self.window;
+        let n = self.blend.len();
+        let reach = self.halves[2];
         let mut dissolves = Vec::new();
         let mut i = 0;
         while i < n {
-            if self.far[i] < DISSOLVE_FLOOR {
+            if self.blend[i] <= 0.0 {
                 i += 1;
                 continue;
             }
             let start = i;
-            while i < n && self.far[i] >= DISSOLVE_FLOOR {
+            while i < n && self.blend[i] > 0.0 {
                 i += 1;
             }
-            let end = i; // exclusive
-            // Frames a window apart differ for a window after any boundary.
+            let middle = (start + i - 1) / 2;
+            // Fading to black is a blend too, however long: the fade test has that boundary.
+            let lo = start.saturating_sub(reach);
+            let hi = (i + reach).min(n);
+            let dark = self.luma[lo..hi].iter().any(|&l| l < BLACK);
             let explained = known
                 .iter()
-                .any(|b| b.frame as usize + w >= start && (b.frame as usize) < end);
-            // Motion keeps frames far apart for long stretches; a dissolve lasts a few seconds
-            // at most.
-            let length = end - start;
-            if explained || length > w * 4 || length < w / 2 {
-                continue;
-            }
-            // Where the difference peaks (within a window of the crossing) ends the transition;
-            // walking back down to where it stops falling finds where it began.
-            let search_end = (start + w).min(end);
-            let (peak_at, peak) =
-                (start..search_end)
-                    .map(|j| (j, self.far[j]))
-                    .fold(
-                        (start, 0.0),
-                        |best, (j, v)| if v > best.1 { (j, v) } else { best },
-                    );
-            let last = (start..=peak_at)
-                .find(|&j| self.far[j] >= 0.95 * peak)
-                .unwrap_or(peak_at);
-            let mut first = start;
-            while first > 0 && self.far[first - 1] < self.far[first] && self.far[first - 1] > 0.02 {
-                first -= 1;
-            }
-            let largest = self.step[first..=last].iter().copied().fold(0.0, f32::max);
-            if largest > 0.5 * peak {
+                .any(|b| (b.frame as usize).abs_diff(middle) <= reach);
+            if dark || explained {
                 continue;
             }
             dissolves.push(Boundary {
-                frame: ((first + last) as f64 / 2.0).round() as u64,
+                frame: middle as u64,
                 kind: Kind::Dissolve,
-                score: (peak / (2.0 * DISSOLVE_FLOOR)).clamp(0.0, 1.0),
+                score: self.blend[start..i].iter().copied().fold(0.0, f32::max),
             });
         }
         dissolves
     }
 }
 
-fn histogram(frame: &[u8]) -> [f32; BINS] {
-    let mut bins = [0u32; BINS];
+/// Pixels at or below each grey level.
+fn cumulative_histogram(frame: &[u8]) -> Vec<u32> {
+    let mut bins = vec![0u32; LEVELS];
     for &p in frame {
-        bins[usize::from(p) * BINS / 256] += 1;
+        bins[usize::from(p)] += 1;
     }
-    let total = frame.len().max(1) as f32;
-    bins.map(|b| b as f32 / total)
+    let mut total = 0;
+    for bin in &mut bins {
+        total += *bin;
+        *bin = total;
+    }
+    bins
 }
 
-/// The earth mover's distance of two luma histograms, 0..1: how far the brightness of the
-/// pixels moved. Unlike a bin-by-bin distance it barely changes when a flat picture brightens
-/// by one bin (a fade), yet is large between different pictures.
-fn hist_distance(a: &[f32; BINS], b: &[f32; BINS]) -> f32 {
-    let (mut ca, mut cb, mut moved) = (0.0f32, 0.0f32, 0.0f32);
-    for (x, y) in a.iter().zip(b) {
-        ca += x;
-        cb += y;
-        moved += (ca - cb).abs();
-    }
-    moved / (BINS - 1) as f32
+/// How far the grey levels moved between two frames, matching pixels by rank (the earth
+/// mover's distance of the two luma histograms), 0..1. Unlike comparing histogram bins, a small
+/// change of brightness gives a small distance, so fades and flat pictures do not look like
+/// cuts.
+fn distribution_distance(a: &[u32], b: &[u32]) -> f32 {
+    let pixels = a.last().copied().unwrap_or(0).max(1);
+    let moved: u64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| u64::from(x.abs_diff(y)))
+        .sum();
+    moved as f32 / (255.0 * pixels as f32)
 }
 
-/// Mean absolute pixel difference, 0..1.
+/// How different two YUV 4:4:4 frames look, 0..1: the mean pixel difference of the luma
+/// plane, or of the chroma planes (doubled: colours span a narrower range) when that is larger.
 fn difference(a: &[u8], b: &[u8]) -> f32 {
+    let plane = a.len() / 3;
+    let luma = mean_difference(&a[..plane], &b[..plane]);
+    let chroma = mean_difference(&a[plane..], &b[plane..]);
+    luma.max((2.0 * chroma).min(1.0))
+}
+
+/// Mean absolute byte difference, 0..1.
+fn mean_difference(a: &[u8], b: &[u8]) -> f32 {
     let total: u32 = a
         .iter()
         .zip(b)
         .map(|(&x, &y)| u32::from(x.abs_diff(y)))
         .sum();
     total as f32 / (255.0 * a.len().max(1) as f32)
+}
+
+/// How far `middle` is from the average of `start` and `end`, as a part of their mean absolute
+/// difference: twice the mean |middle - (start + end) / 2|, 0..1 like `difference`.
+fn blend_error(start: &[u8], middle: &[u8], end: &[u8]) -> f32 {
+    // Every plane blends in a dissolve; the luma plane says it well enough.
+    let plane = start.len() / 3;
+    let (start, middle, end) = (&start[..plane], &middle[..plane], &end[..plane]);
+    let total: u32 = start
+        .iter()
+        .zip(middle)
+        .zip(end)
+        .map(|((&a, &m), &b)| (2 * i32::from(m) - i32::from(a) - i32::from(b)).unsigned_abs())
+        .sum();
+    total as f32 / (255.0 * start.len().max(1) as f32)
 }
 
 #[cfg(test)]
@@ -316,10 +390,9 @@ mod tests {
     fn pattern(seed: u32, t: u32) -> Vec<u8> {
         let mut frame: Vec<u8> = (0..(W * H) as u32)
             .map(|i| {
-                let x = i
-                    .wrapping_mul(2654435761u32.wrapping_add(seed * 97))
-                    .rotate_left(seed % 31)
-                    >> 24;
+                // A multiplicative hash: wrapping is the point (plain `*` panics in debug builds).
+                let x = i.wrapping_mul(2654435761u32.wrapping_add(seed * 97));
+                let x = x.rotate_left(seed % 31) >> 24;
                 ((x + t) % 200 + 40) as u8
             })
             .collect();
@@ -327,7 +400,7 @@ mod tests {
         frame
     }
 
-    /// A flat frame of one colour: luma `y`, chroma `u` and `v`.
+    /// A flat frame: luma `y`, chroma `u` and `v`.
     fn flat(y: u8, u: u8, v: u8) -> Vec<u8> {
         [vec![y; W * H], vec![u; W * H], vec![v; W * H]].concat()
     }
@@ -337,6 +410,20 @@ mod tests {
             .zip(b)
             .map(|(&x, &y)| (f32::from(x) * (1.0 - alpha) + f32::from(y) * alpha) as u8)
             .collect()
+    }
+
+    #[test]
+    fn the_same_brightness_in_another_colour_is_a_cut() {
+        let mut detector = Detector::new(W, H, 25.0);
+        for _ in 0..40 {
+            detector.push(&flat(100, 90, 170));
+        }
+        for _ in 0..40 {
+            detector.push(&flat(100, 170, 90));
+        }
+        let found = detector.finish();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].frame, found[0].kind), (40, Kind::Cut));
     }
 
     #[test]
@@ -399,22 +486,61 @@ mod tests {
         assert_eq!(found[0].kind, Kind::Dissolve);
         assert!((found[0].frame as i64 - 60).abs() <= 3, "{found:?}");
 
-        // The same brightness in another colour is a different shot too.
-        let mut colours = Detector::new(W, H, 25.0);
-        for _ in 0..40 {
-            colours.push(&flat(100, 90, 170));
-        }
-        for _ in 0..40 {
-            colours.push(&flat(100, 170, 90));
-        }
-        let found = colours.finish();
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!((found[0].frame, found[0].kind), (40, Kind::Cut));
-
         let mut still = Detector::new(W, H, 25.0);
         for t in 0..200 {
             still.push(&pattern(8, t / 25));
         }
         assert!(still.finish().is_empty());
+    }
+
+    #[test]
+    fn a_flash_of_two_frames_is_not_a_cut() {
+        let mut detector = Detector::new(W, H, 25.0);
+        let shot = pattern(9, 0);
+        let flash: Vec<u8> = shot.iter().map(|&p| p.saturating_add(120)).collect();
+        for _ in 0..40 {
+            detector.push(&shot);
+        }
+        detector.push(&flash);
+        detector.push(&flash);
+        for _ in 0..40 {
+            detector.push(&shot);
+        }
+        assert!(detector.finish().is_empty(), "{:?}", detector.finish());
+    }
+
+    #[test]
+    fn a_flat_picture_fading_slowly_through_black_gives_one_fade_and_no_cut() {
+        // Every pixel alike: a histogram of bins would jump each time the level crossed a bin,
+        // and a slow fade is a long blend with black.
+        let mut detector = Detector::new(W, H, 25.0);
+        let level = |v: f32| flat(v.round() as u8, 128, 128);
+        for _ in 0..40 {
+            detector.push(&level(100.0));
+        }
+        for k in 0..50 {
+            detector.push(&level(100.0 * (49 - k) as f32 / 50.0));
+        }
+        for k in 0..50 {
+            detector.push(&level(100.0 * k as f32 / 49.0));
+        }
+        for _ in 0..40 {
+            detector.push(&level(100.0));
+        }
+        let found = detector.finish();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].kind, Kind::Fade);
+    }
+
+    #[test]
+    fn a_change_in_the_first_frames_is_no_boundary() {
+        // Shorter than the shortest shot: the start of the video, not a shot of its own.
+        let mut detector = Detector::new(W, H, 25.0);
+        detector.push(&pattern(10, 0));
+        detector.push(&pattern(10, 0));
+        for _ in 0..60 {
+            detector.push(&pattern(11, 0));
+        }
+        assert!(detector.finish().is_empty(), "{:?}", detector.finish());
     }
 }
