@@ -221,7 +221,10 @@ pub fn tools(settings: &Settings) -> Tools {
     Tools {
         ffmpeg: settings.ffmpeg.clone(),
         tesseract: settings.tesseract.clone(),
-        data_dir: settings.data_dir.clone(),
+        // Absolute: processors hand paths to programs and make links (a relative link target
+        // would be read from the link's own folder).
+        data_dir: std::path::absolute(&settings.data_dir)
+            .unwrap_or_else(|_| settings.data_dir.clone()),
         timeout: settings.process_timeout,
     }
 }

@@ -458,3 +458,24 @@ async fn an_audio_file_gets_only_what_applies_to_it() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_data_folder_works_as_well_as_an_absolute_one() {
+    // The default data folder is `./data`: keyframes linked for `scene` must still resolve.
+    let relative = format!("target/test-relative-data-{}", std::process::id());
+    let (app, key, root) = pipeline_app(|s| s.data_dir = relative.clone().into()).await;
+    let path = root.join("two-scenes.mp4");
+    make_two_scene_video(&path);
+    let uuid = register(&app, &key, &path).await;
+    let (status, _) = process(&app, &key, &uuid, json!({"processors": ["scene"]})).await;
+    assert_eq!(status, 202);
+    let progress = app.wait_for_job(&key, &uuid, Duration::from_secs(60)).await;
+    assert_eq!(progress["job_status"], "completed", "{progress}");
+    assert!(
+        std::path::Path::new(&relative)
+            .join("output")
+            .join(format!("{uuid}.scene.json"))
+            .exists()
+    );
+    let _ = std::fs::remove_dir_all(&relative);
+}
