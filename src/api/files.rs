@@ -284,7 +284,7 @@ pub async fn delete(
     })))
 }
 
-fn check_uuid(file_uuid: &str) -> Result<(), ApiError> {
+pub(crate) fn check_uuid(file_uuid: &str) -> Result<(), ApiError> {
     if is_file_uuid(file_uuid) {
         Ok(())
     } else {

@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::files::check_uuid;
 use super::json::JsonBody;
 use super::{ApiError, AppState, ErrorCode};
-use crate::db::files;
 use crate::db::jobs::{self, JOB_STATUSES};
-use crate::ingest::is_file_uuid;
+use crate::db::{files, results};
 use crate::pipeline::registry;
 
 #[derive(Debug, Default, Deserialize)]
@@ -26,17 +26,6 @@ fn unavailable(error: sqlx::Error) -> ApiError {
     ApiError::unavailable("the pipeline needs PostgreSQL", &error)
 }
 
-fn file_uuid_checked(file_uuid: &str) -> Result<(), ApiError> {
-    if is_file_uuid(file_uuid) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::InvalidFileUuid,
-            "a file_uuid is 32 lowercase hex digits",
-        ))
-    }
-}
-
 /// Queues a job. Without `processors`, every processor that can run here; a named one that
 /// is unknown or cannot run here is refused with the list of those that can.
 pub async fn process(
@@ -44,7 +33,7 @@ pub async fn process(
     Path(file_uuid): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    file_uuid_checked(&file_uuid)?;
+    check_uuid(&file_uuid)?;
     // The body is optional: none (or `{}`) asks for every processor that can run here.
     let request: ProcessRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ProcessRequest::default()
@@ -228,7 +217,7 @@ pub async fn progress(
     State(state): State<AppState>,
     Path(file_uuid): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    file_uuid_checked(&file_uuid)?;
+    check_uuid(&file_uuid)?;
     let pool = &state.db.pool;
     // The job first: a job and its file change status in one transaction, so a file read
     // after the job is never older than it.
@@ -275,17 +264,13 @@ pub async fn result(
     State(state): State<AppState>,
     Path((file_uuid, processor)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    file_uuid_checked(&file_uuid)?;
+    check_uuid(&file_uuid)?;
     if !registry::is_known(&processor) {
         return Err(ApiError::new(ErrorCode::NotFound, "no such processor"));
     }
-    let document: Option<Value> =
-        sqlx::query_scalar("SELECT document FROM results WHERE file_uuid = $1 AND processor = $2")
-            .bind(&file_uuid)
-            .bind(&processor)
-            .fetch_optional(&state.db.pool)
-            .await
-            .map_err(unavailable)?;
+    let document = results::document(&state.db.pool, &file_uuid, &processor)
+        .await
+        .map_err(unavailable)?;
     document.map(Json).ok_or_else(|| {
         ApiError::new(
             ErrorCode::NotFound,

@@ -16,9 +16,6 @@ pub const STATUSES: &[&str] = &[
     "missing",
 ];
 
-/// Sources that count as uploads (a file that arrived rather than one an operator named).
-pub const UPLOAD_SOURCES: &[&str] = &["watcher", "sftpgo"];
-
 /// How a registration arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {

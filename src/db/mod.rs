@@ -6,6 +6,7 @@ pub mod files;
 pub mod identities;
 pub mod jobs;
 pub mod migrations;
+pub mod results;
 pub mod sessions;
 pub mod users;
 

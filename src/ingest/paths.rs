@@ -94,13 +94,6 @@ impl MediaRoots {
         Ok(path)
     }
 
-    /// Whether a resolved path lies under a resolved root.
-    pub fn contains(&self, resolved: &Path) -> bool {
-        self.resolved()
-            .iter()
-            .any(|root| resolved.starts_with(root))
-    }
-
     fn resolve(&self, raw: &str) -> Result<PathBuf, PathError> {
         if raw.is_empty() {
             return Err(PathError::Invalid("the path is empty"));

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use super::context::{StepContext, StepError};
+use crate::db::results;
 
 /// Seconds between regular samples.
 const EVERY: f64 = 1.0;
@@ -122,12 +123,7 @@ pub fn sample_times(duration: f64, extra: &[f64]) -> Vec<f64> {
 }
 
 async fn shot_middles(ctx: &StepContext<'_>) -> Result<Vec<f64>, StepError> {
-    let cut: Option<Value> = sqlx::query_scalar(
-        "SELECT document FROM results WHERE file_uuid = $1 AND processor = 'cut'",
-    )
-    .bind(&ctx.file.file_uuid)
-    .fetch_optional(ctx.pool)
-    .await?;
+    let cut = results::document(ctx.pool, &ctx.file.file_uuid, "cut").await?;
     Ok(cut
         .and_then(|doc| doc["result"]["shots"].as_array().cloned())
         .unwrap_or_default()

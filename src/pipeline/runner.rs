@@ -174,6 +174,34 @@ pub struct Streaming {
 }
 
 impl Streaming {
+    /// Reads stdout in frames of `frame_len` bytes, handing each to `each`, until the program
+    /// closes it (a partial last frame is dropped), then waits for it like `finish`.
+    pub async fn frames(
+        mut self,
+        program: &str,
+        frame_len: usize,
+        mut each: impl FnMut(&[u8]),
+    ) -> Result<(), RunError> {
+        let mut stdout = self.child.stdout.take().ok_or_else(|| RunError::Output {
+            program: program.to_owned(),
+            reason: "no output pipe".to_owned(),
+        })?;
+        let mut frame = vec![0u8; frame_len];
+        loop {
+            match stdout.read_exact(&mut frame).await {
+                Ok(_) => each(&frame),
+                Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(error) => {
+                    return Err(RunError::Output {
+                        program: program.to_owned(),
+                        reason: error.to_string(),
+                    });
+                }
+            }
+        }
+        self.finish(program).await
+    }
+
     /// Waits for the program to end after its stdout was read; fails on a non-zero exit.
     pub async fn finish(mut self, program: &str) -> Result<(), RunError> {
         let stderr = match self.stderr.take() {

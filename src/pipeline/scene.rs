@@ -3,9 +3,9 @@
 //! (once `asr` has a transcript). A fade through black always starts a new scene.
 
 use serde_json::{Value, json};
-use tokio::io::AsyncReadExt;
 
 use super::context::{StepContext, StepError};
+use crate::db::results;
 
 /// Keyframes are compared at this size.
 const WIDTH: usize = 32;
@@ -30,12 +30,7 @@ pub struct Scene {
 }
 
 pub async fn run(ctx: &StepContext<'_>) -> Result<Value, StepError> {
-    let cut: Option<Value> = sqlx::query_scalar(
-        "SELECT document FROM results WHERE file_uuid = $1 AND processor = 'cut'",
-    )
-    .bind(&ctx.file.file_uuid)
-    .fetch_optional(ctx.pool)
-    .await?;
+    let cut = results::document(ctx.pool, &ctx.file.file_uuid, "cut").await?;
     let cut = cut.ok_or_else(|| StepError::new("no cut result to group into scenes"))?;
     let shots = cut["result"]["shots"]
         .as_array()
@@ -142,22 +137,13 @@ async fn keyframe_histograms(
         "rawvideo".as_ref(),
         "-".as_ref(),
     ];
-    let mut decoder = ctx.runner.stream(ctx.ffmpeg(), args).await?;
-    let mut stdout = decoder
-        .child
-        .stdout
-        .take()
-        .ok_or_else(|| StepError::new("ffmpeg gave no output pipe"))?;
-    let mut frame = vec![0u8; WIDTH * HEIGHT * 3];
+    let decoder = ctx.runner.stream(ctx.ffmpeg(), args).await?;
     let mut histograms = Vec::with_capacity(shots.len());
-    loop {
-        match stdout.read_exact(&mut frame).await {
-            Ok(_) => histograms.push(histogram(&frame)),
-            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(error) => return Err(StepError::new(format!("reading keyframes failed: {error}"))),
-        }
-    }
-    decoder.finish("ffmpeg").await?;
+    decoder
+        .frames("ffmpeg", WIDTH * HEIGHT * 3, |frame| {
+            histograms.push(histogram(frame))
+        })
+        .await?;
     if histograms.len() != shots.len() {
         return Err(StepError::new(format!(
             "{} keyframes decoded for {} shots",
@@ -181,12 +167,7 @@ fn histogram(rgb: &[u8]) -> Vec<f32> {
 
 /// Speech segments from the transcript, when `asr` has run.
 async fn speech_spans(ctx: &StepContext<'_>) -> Result<Vec<(f64, f64)>, StepError> {
-    let asr: Option<Value> = sqlx::query_scalar(
-        "SELECT document FROM results WHERE file_uuid = $1 AND processor = 'asr'",
-    )
-    .bind(&ctx.file.file_uuid)
-    .fetch_optional(ctx.pool)
-    .await?;
+    let asr = results::document(ctx.pool, &ctx.file.file_uuid, "asr").await?;
     Ok(asr
         .and_then(|doc| doc["result"]["segments"].as_array().cloned())
         .unwrap_or_default()

@@ -8,7 +8,6 @@ use std::ffi::OsStr;
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use tokio::io::AsyncReadExt;
 
 use super::context::{StepContext, StepError};
 use super::runner::Runner;
@@ -82,21 +81,11 @@ async fn decode_and_detect(
         "rawvideo".as_ref(),
         "-".as_ref(),
     ];
-    let mut decoder = runner.stream(ffmpeg, args).await?;
-    let mut stdout = decoder
-        .child
-        .stdout
-        .take()
-        .ok_or_else(|| StepError::new("ffmpeg gave no output pipe"))?;
-    let mut frame = vec![0u8; detector.frame_len()];
-    loop {
-        match stdout.read_exact(&mut frame).await {
-            Ok(_) => detector.push(&frame),
-            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(error) => return Err(StepError::new(format!("reading frames failed: {error}"))),
-        }
-    }
-    decoder.finish("ffmpeg").await?;
+    let decoder = runner.stream(ffmpeg, args).await?;
+    let frame_len = detector.frame_len();
+    decoder
+        .frames("ffmpeg", frame_len, |frame| detector.push(frame))
+        .await?;
     let frames = detector.frames();
     if frames == 0 {
         return Err(StepError::new("ffmpeg decoded no frames"));
