@@ -24,7 +24,8 @@ use crate::ingest::{Registrar, watcher};
 use crate::integrations::qdrant::Qdrant;
 use crate::integrations::tmdb::Tmdb;
 use crate::pipeline::context::Tools;
-use crate::pipeline::readiness::PipelineChecker;
+use crate::pipeline::python::ScriptEnv;
+use crate::pipeline::readiness::{CheckerPaths, PipelineChecker};
 use crate::pipeline::worker::{self, WorkerConfig};
 use crate::{server, startup};
 
@@ -208,13 +209,14 @@ impl Application {
 }
 
 pub fn pipeline_checker(settings: &Settings) -> PipelineChecker {
-    PipelineChecker::new(
-        settings.scripts_dir.clone(),
-        settings.models_dir.clone(),
-        settings.ffmpeg.clone(),
-        settings.ffprobe.clone(),
-        settings.tesseract.clone(),
-    )
+    PipelineChecker::new(CheckerPaths {
+        scripts_dir: settings.scripts_dir.clone(),
+        models_dir: settings.models_dir.clone(),
+        python_env: settings.python_env.clone(),
+        ffmpeg: settings.ffmpeg.clone(),
+        ffprobe: settings.ffprobe.clone(),
+        tesseract: settings.tesseract.clone(),
+    })
 }
 
 pub fn tools(settings: &Settings) -> Tools {
@@ -226,6 +228,12 @@ pub fn tools(settings: &Settings) -> Tools {
         data_dir: std::path::absolute(&settings.data_dir)
             .unwrap_or_else(|_| settings.data_dir.clone()),
         timeout: settings.process_timeout,
+        scripts: ScriptEnv::new(
+            &settings.python_env,
+            &settings.scripts_dir,
+            &settings.models_dir,
+        ),
+        hashes: Arc::default(),
     }
 }
 

@@ -31,6 +31,7 @@ pub enum ErrorCode {
     NotReadable,
     NotMedia,
     InvalidPattern,
+    InvalidQuery,
     BatchTooLarge,
     FileChanging,
     InvalidFileUuid,
@@ -61,6 +62,7 @@ impl ErrorCode {
             ErrorCode::NotReadable => "not_readable",
             ErrorCode::NotMedia => "not_media",
             ErrorCode::InvalidPattern => "invalid_pattern",
+            ErrorCode::InvalidQuery => "invalid_query",
             ErrorCode::BatchTooLarge => "batch_too_large",
             ErrorCode::FileChanging => "file_changing",
             ErrorCode::InvalidFileUuid => "invalid_file_uuid",
@@ -86,6 +88,7 @@ impl ErrorCode {
             | ErrorCode::NotAFile
             | ErrorCode::NotADirectory
             | ErrorCode::InvalidPattern
+            | ErrorCode::InvalidQuery
             | ErrorCode::BatchTooLarge
             | ErrorCode::InvalidFileUuid => StatusCode::BAD_REQUEST,
             ErrorCode::OutsideMediaRoots | ErrorCode::NotReadable => StatusCode::FORBIDDEN,

@@ -8,6 +8,7 @@ mod ingest;
 mod jobs;
 mod json;
 pub mod metrics;
+mod search;
 pub mod stats;
 mod trace;
 
@@ -109,6 +110,7 @@ pub fn router(state: AppState, extra: Router) -> Router {
             "/api/v1/files/{file_uuid}/results/{processor}",
             get(jobs::result),
         )
+        .route("/api/v1/search", get(search::search))
         .route("/api/v1/jobs", get(jobs::list))
         .route("/api/v1/jobs/{id}", get(jobs::get))
         .route("/api/v1/jobs/{id}/retry", post(jobs::retry))

@@ -180,7 +180,7 @@ async fn follow(pool: &sqlx::PgPool, job: i64, limit: Duration) -> Result<String
     }
 }
 
-/// Shots, scenes and text, for a person.
+/// Shots, scenes, text, speech and speakers, for a person.
 async fn findings(pool: &sqlx::PgPool, file_uuid: &str) -> Result<String, CliError> {
     let mut out = String::new();
     let results: Vec<(String, Value)> =
@@ -238,6 +238,38 @@ async fn findings(pool: &sqlx::PgPool, file_uuid: &str) -> Result<String, CliErr
                 t["confidence"].as_f64().unwrap_or(0.0)
             );
         }
+    }
+    if let Some(asr) = get("asr") {
+        // With speakers when asrx ran: its segments are the transcript's, labelled.
+        let labelled = get("asrx").and_then(|x| x["segments"].as_array());
+        let segments = labelled
+            .or_else(|| asr["segments"].as_array())
+            .cloned()
+            .unwrap_or_default();
+        let language = asr["language"].as_str().unwrap_or("none");
+        let _ = writeln!(
+            out,
+            "speech: {} segments (language {language})",
+            segments.len()
+        );
+        for s in &segments {
+            let speaker = s["speaker"]
+                .as_str()
+                .map(|l| format!("{l}: "))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {:>8.2}-{:<8.2} s  {speaker}{}",
+                s["start"].as_f64().unwrap_or(0.0),
+                s["end"].as_f64().unwrap_or(0.0),
+                s["text"].as_str().unwrap_or("")
+            );
+        }
+    }
+    if let Some(asrx) = get("asrx") {
+        let speakers = asrx["speakers"].as_array().map_or(0, Vec::len);
+        let turns = asrx["turns"].as_array().map_or(0, Vec::len);
+        let _ = writeln!(out, "speakers: {speakers} in {turns} turns");
     }
     Ok(out)
 }

@@ -98,6 +98,8 @@ pub struct Settings {
     pub auto_process: bool,
     /// The tesseract program (for `ocr`).
     pub tesseract: PathBuf,
+    /// The Python environment the script processors run in (`bin/python` inside it).
+    pub python_env: PathBuf,
     /// Where each value came from, for `reelbase config`.
     sources: Vec<(&'static str, Source)>,
 }
@@ -138,6 +140,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("process_timeout_ms", "3600000"),
     ("auto_process", "false"),
     ("tesseract", "tesseract"),
+    ("python_env", "./.venv"),
 ];
 
 impl Settings {
@@ -248,6 +251,7 @@ impl Settings {
             process_timeout: p.required("process_timeout_ms", parse::millis)?,
             auto_process: p.required("auto_process", parse::boolean)?,
             tesseract: p.required("tesseract", parse::path)?,
+            python_env: p.required("python_env", parse::path)?,
             sources: p.sources(),
         })
     }

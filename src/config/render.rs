@@ -100,6 +100,7 @@ impl Settings {
             ),
             ("auto_process", Some(self.auto_process.to_string())),
             ("tesseract", Some(path(&self.tesseract))),
+            ("python_env", Some(path(&self.python_env))),
         ]
     }
 }

@@ -49,6 +49,7 @@ pub const KEYS: &[&str] = &[
     "process_timeout_ms",
     "auto_process",
     "tesseract",
+    "python_env",
 ];
 
 /// Keys whose values are never echoed back, not even in an error message.

@@ -7,6 +7,7 @@ pub mod identities;
 pub mod jobs;
 pub mod migrations;
 pub mod results;
+pub mod search;
 pub mod sessions;
 pub mod users;
 

@@ -3,13 +3,16 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::PgPool;
 
-use super::runner::{RunError, Runner};
+use super::manifest::HashCache;
+use super::python::{OFFLINE_ENV, ScriptEnv};
+use super::runner::{Input, RunError, Runner};
 use crate::db::files::FileRecord;
 
 /// Why a step failed, as shown to operators.
@@ -42,6 +45,10 @@ pub struct Tools {
     pub data_dir: PathBuf,
     /// Longest one program may run for one step.
     pub timeout: Duration,
+    /// The script processors' Python environment, scripts and model pointers.
+    pub scripts: ScriptEnv,
+    /// Hashes of model files, so a model is verified before each run without re-reading it.
+    pub hashes: Arc<HashCache>,
 }
 
 pub struct StepContext<'a> {
@@ -66,6 +73,81 @@ impl StepContext<'_> {
 
     pub fn timeout(&self) -> Duration {
         self.tools.timeout
+    }
+
+    /// The packaged model `name`, verified against its pointer in the models folder.
+    pub fn model(&self, name: &str) -> Result<PathBuf, StepError> {
+        let (env, hashes) = (&self.tools.scripts, &self.tools.hashes);
+        env.model(name, hashes).map_err(StepError::new)
+    }
+
+    /// Runs `scripts/{name}.py` in the Python environment with `request` as JSON on stdin,
+    /// offline, and returns the JSON object it prints.
+    pub async fn run_script(&self, name: &str, request: &Value) -> Result<Value, StepError> {
+        let env = &self.tools.scripts;
+        let (python, script) = (env.python(), env.script(name));
+        if !python.exists() {
+            return Err(StepError::new(format!(
+                "the Python environment {} is missing (run tools/setup)",
+                env.env_dir.display()
+            )));
+        }
+        if !script.is_file() {
+            return Err(StepError::new(format!(
+                "the script {} is missing",
+                script.display()
+            )));
+        }
+        let input = Input {
+            env: OFFLINE_ENV
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            stdin: Some(request.to_string().into_bytes()),
+        };
+        let done = self
+            .runner
+            .run_with(python.as_os_str(), [&script], &input, self.timeout())
+            .await?;
+        let text = String::from_utf8_lossy(&done.stdout);
+        match serde_json::from_str::<Value>(text.trim()) {
+            Ok(value) if value.is_object() => Ok(value),
+            _ => {
+                let start: String = text.trim().chars().take(200).collect();
+                Err(StepError::new(format!(
+                    "{name}.py printed no JSON object (stdout began: {start:?}; stderr: {})",
+                    done.stderr_tail
+                )))
+            }
+        }
+    }
+
+    /// The file's first audio stream as 16 kHz mono 16-bit WAV at `path`, for the speech
+    /// processors.
+    pub async fn extract_audio(&self, path: &Path) -> Result<(), StepError> {
+        let input = self.input();
+        let args: Vec<&OsStr> = vec![
+            "-v".as_ref(),
+            "error".as_ref(),
+            "-nostdin".as_ref(),
+            "-i".as_ref(),
+            input.as_os_str(),
+            "-map".as_ref(),
+            "0:a:0".as_ref(),
+            "-vn".as_ref(),
+            "-ac".as_ref(),
+            "1".as_ref(),
+            "-ar".as_ref(),
+            "16000".as_ref(),
+            "-c:a".as_ref(),
+            "pcm_s16le".as_ref(),
+            "-f".as_ref(),
+            "wav".as_ref(),
+            "-y".as_ref(),
+            path.as_os_str(),
+        ];
+        self.runner.run(self.ffmpeg(), args, self.timeout()).await?;
+        Ok(())
     }
 
     /// The output folder, created if needed.

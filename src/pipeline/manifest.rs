@@ -68,7 +68,7 @@ pub fn render(entries: &[Entry]) -> String {
 }
 
 /// SHA-256 of files, remembered by path, size and modification time.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct HashCache {
     known: Mutex<HashMap<PathBuf, (FileKey, String)>>,
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::manifest::{self, HashCache, Integrity};
+use super::python::{OFFLINE_ENV, ScriptEnv};
 
 /// The analyses the origin page names, in its order.
 pub const PROCESSORS: [&str; 9] = [
@@ -33,6 +34,10 @@ pub const MANIFEST: &str = "MANIFEST.sha256";
 /// make the report slow under load, while an install or removal is still noticed quickly.
 const TOOL_CACHE: Duration = Duration::from_secs(10);
 const TOOL_TIMEOUT: Duration = Duration::from_secs(5);
+/// A script's `--check` imports its libraries (a second or two); a broken environment is
+/// noticed within a minute.
+const SCRIPT_CACHE: Duration = Duration::from_secs(60);
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PipelineReport {
@@ -49,35 +54,46 @@ pub struct PipelineReport {
 pub struct PipelineChecker {
     scripts_dir: PathBuf,
     models_dir: PathBuf,
+    env: ScriptEnv,
     ffmpeg: PathBuf,
     ffprobe: PathBuf,
     tesseract: PathBuf,
-    tesseract_cache: Mutex<Option<(Instant, bool)>>,
-    hashes: HashCache,
-    tools: Arc<Mutex<Option<(Instant, bool)>>>,
-    refreshing: Arc<AtomicBool>,
+    hashes: Arc<HashCache>,
+    tools: Refreshing,
+    english: Refreshing,
+    /// One per script processor: the script's `--check` in the Python environment.
+    script_checks: Mutex<BTreeMap<&'static str, Refreshing>>,
+}
+
+/// Programs and folders the checker looks at.
+pub struct CheckerPaths {
+    pub scripts_dir: PathBuf,
+    pub models_dir: PathBuf,
+    pub python_env: PathBuf,
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+    pub tesseract: PathBuf,
 }
 
 impl PipelineChecker {
-    pub fn new(
-        scripts_dir: PathBuf,
-        models_dir: PathBuf,
-        ffmpeg: PathBuf,
-        ffprobe: PathBuf,
-        tesseract: PathBuf,
-    ) -> Self {
-        let hashes = HashCache::default();
+    pub fn new(paths: CheckerPaths) -> Self {
         Self {
-            scripts_dir,
-            models_dir,
-            ffmpeg,
-            ffprobe,
-            tesseract,
-            tesseract_cache: Mutex::new(None),
-            hashes,
-            tools: Arc::default(),
-            refreshing: Arc::default(),
+            env: ScriptEnv::new(&paths.python_env, &paths.scripts_dir, &paths.models_dir),
+            scripts_dir: paths.scripts_dir,
+            models_dir: paths.models_dir,
+            ffmpeg: paths.ffmpeg,
+            ffprobe: paths.ffprobe,
+            tesseract: paths.tesseract,
+            hashes: Arc::default(),
+            tools: Refreshing::default(),
+            english: Refreshing::default(),
+            script_checks: Mutex::default(),
         }
+    }
+
+    /// The hash cache, shared with the processors that verify their models before a run.
+    pub fn hashes(&self) -> Arc<HashCache> {
+        self.hashes.clone()
     }
 
     /// Blocking (file system and processes): call from `spawn_blocking`.
@@ -85,14 +101,26 @@ impl PipelineChecker {
         let scripts = folder(&self.scripts_dir, &self.hashes);
         let models = folder(&self.models_dir, &self.hashes);
         let scripts_count = scripts.files.iter().filter(|f| f.ends_with(".py")).count();
-        let ffmpeg = self.tools_run();
+        let (ffmpeg, ffprobe) = (self.ffmpeg.clone(), self.ffprobe.clone());
+        let ffmpeg = self
+            .tools
+            .get(TOOL_CACHE, move || runs(&ffmpeg) && runs(&ffprobe));
+        let tesseract = self.tesseract.clone();
         let tools = Tools {
             ffmpeg,
-            tesseract: ffmpeg && self.tesseract_runs(),
+            tesseract: ffmpeg
+                && self
+                    .english
+                    .get(TOOL_CACHE, move || has_english(&tesseract)),
         };
         let processors = PROCESSORS
             .iter()
-            .map(|name| (*name, processor_ready(name, &scripts, &models, tools)))
+            .map(|name| {
+                let ready = requirements(name).is_some_and(|needs| {
+                    files_ready(&needs, &scripts, &models, tools) && self.runtime_ready(&needs)
+                });
+                (*name, ready)
+            })
             .collect();
         PipelineReport {
             scripts_ready: scripts.readable,
@@ -106,49 +134,71 @@ impl PipelineChecker {
         }
     }
 
-    /// tesseract starts and has its English data; cached like the ffmpeg check.
-    fn tesseract_runs(&self) -> bool {
-        let mut cache = self
-            .tesseract_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some((at, ok)) = *cache
-            && at.elapsed() < TOOL_CACHE
-        {
-            return ok;
-        }
-        let ok = has_english(&self.tesseract);
-        *cache = Some((Instant::now(), ok));
-        ok
+    /// For a script processor: its models are installed as their pointers say, and its script
+    /// starts in the Python environment and finds what it imports.
+    fn runtime_ready(&self, needs: &Requirements) -> bool {
+        let models_present = needs.models.iter().all(|pointer| {
+            let name = pointer.trim_end_matches(".json");
+            self.env.model(name, &self.hashes).is_ok()
+        });
+        models_present
+            && needs.scripts.iter().all(|script| {
+                let name = script.trim_end_matches(".py");
+                self.script_starts(name)
+            })
     }
 
-    /// Both ffmpeg and ffprobe start and report a version. Starting them takes a tenth of a
-    /// second or more, so the answer is cached, and once it is stale it is refreshed on a
-    /// thread of its own while callers get the previous answer: no report waits for it but
-    /// the very first.
-    fn tools_run(&self) -> bool {
-        let cached = *self.tools.lock().unwrap_or_else(|p| p.into_inner());
+    fn script_starts(&self, name: &str) -> bool {
+        let Some(name) = PROCESSORS.iter().copied().find(|p| *p == name) else {
+            return false;
+        };
+        let check = self
+            .script_checks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name)
+            .or_default()
+            .clone();
+        let (python, script) = (self.env.python(), self.env.script(name));
+        check.get(SCRIPT_CACHE, move || script_check(&python, &script))
+    }
+}
+
+/// A yes/no answer that takes a while to get (starting a program): computed on first use,
+/// reused while fresh, and once stale recomputed on a thread of its own while callers get the
+/// previous answer, so no report waits for it but the very first.
+#[derive(Clone, Default)]
+struct Refreshing {
+    answer: Arc<Mutex<Option<(Instant, bool)>>>,
+    busy: Arc<AtomicBool>,
+}
+
+impl Refreshing {
+    fn get(&self, fresh_for: Duration, probe: impl FnOnce() -> bool + Send + 'static) -> bool {
+        let cached = *self.answer.lock().unwrap_or_else(|p| p.into_inner());
         match cached {
-            Some((at, ok)) if at.elapsed() < TOOL_CACHE => ok,
+            Some((at, ok)) if at.elapsed() < fresh_for => ok,
             Some((_, ok)) => {
-                if !self.refreshing.swap(true, Ordering::AcqRel) {
-                    let (tools, refreshing) = (self.tools.clone(), self.refreshing.clone());
-                    let (ffmpeg, ffprobe) = (self.ffmpeg.clone(), self.ffprobe.clone());
+                if !self.busy.swap(true, Ordering::AcqRel) {
+                    let this = self.clone();
                     std::thread::spawn(move || {
-                        let ok = runs(&ffmpeg) && runs(&ffprobe);
-                        *tools.lock().unwrap_or_else(|p| p.into_inner()) =
-                            Some((Instant::now(), ok));
-                        refreshing.store(false, Ordering::Release);
+                        let ok = probe();
+                        this.store(ok);
+                        this.busy.store(false, Ordering::Release);
                     });
                 }
                 ok
             }
             None => {
-                let ok = runs(&self.ffmpeg) && runs(&self.ffprobe);
-                *self.tools.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), ok));
+                let ok = probe();
+                self.store(ok);
                 ok
             }
         }
+    }
+
+    fn store(&self, ok: bool) {
+        *self.answer.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), ok));
     }
 }
 
@@ -188,12 +238,8 @@ fn folder(dir: &Path, hashes: &HashCache) -> Folder {
     }
 }
 
-/// What each processor needs. One that is not built cannot run: the list of requirements
-/// grows with each processor, and readiness is computed from it, never declared.
-fn processor_ready(name: &str, scripts: &Folder, models: &Folder, tools: Tools) -> bool {
-    let Some(needs) = requirements(name) else {
-        return false;
-    };
+/// The files and programs a processor needs are present and intact.
+fn files_ready(needs: &Requirements, scripts: &Folder, models: &Folder, tools: Tools) -> bool {
     let intact = |folder: &Folder, file: &str| {
         folder.files.iter().any(|f| f == file)
             && !folder.integrity.mismatched.iter().any(|f| f == file)
@@ -229,7 +275,57 @@ fn requirements(name: &str) -> Option<Requirements> {
             scripts: &[],
             models: &[],
         }),
+        // Whisper (faster-whisper, CTranslate2) with its bundled voice activity model.
+        "asr" => Some(Requirements {
+            ffmpeg: true,
+            tesseract: false,
+            scripts: &["asr.py"],
+            models: &["whisper-tiny-en.json", "silero-vad.json"],
+        }),
+        // Speaker vectors from resemblyzer's encoder, run with numpy.
+        "asrx" => Some(Requirements {
+            ffmpeg: true,
+            tesseract: false,
+            scripts: &["asrx.py"],
+            models: &["resemblyzer-encoder.json"],
+        }),
         _ => None,
+    }
+}
+
+/// `python script --check` exits 0 in time and says `"ok": true`.
+fn script_check(python: &Path, script: &Path) -> bool {
+    if !script.is_file() {
+        return false;
+    }
+    let mut command = Command::new(python);
+    command
+        .arg(script)
+        .arg("--check")
+        .envs(OFFLINE_ENV.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    output_within(command, SCRIPT_TIMEOUT).is_some_and(|output| {
+        output.status.success() && String::from_utf8_lossy(&output.stdout).contains("\"ok\": true")
+    })
+}
+
+/// Runs `command` to the end, or kills it after `limit`.
+fn output_within(mut command: Command, limit: Duration) -> Option<std::process::Output> {
+    let child = command.spawn().ok()?;
+    let pid = child.id();
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match result.recv_timeout(limit) {
+        Ok(Ok(output)) => Some(output),
+        _ => {
+            // SAFETY: signalling a process we started; at worst it is already gone.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            None
+        }
     }
 }
 
@@ -257,24 +353,16 @@ fn runs(program: &Path) -> bool {
 
 /// `tesseract --list-langs` runs in time and lists `eng`.
 fn has_english(program: &Path) -> bool {
-    let child = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .arg("--list-langs")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn();
-    let Ok(child) = child else { return false };
-    let (done, result) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(child.wait_with_output());
-    });
-    match result.recv_timeout(TOOL_TIMEOUT) {
-        Ok(Ok(output)) => {
-            output.status.success()
-                && String::from_utf8_lossy(&output.stdout)
-                    .lines()
-                    .any(|line| line.trim() == "eng")
-        }
-        _ => false,
-    }
+        .stderr(Stdio::null());
+    output_within(command, TOOL_TIMEOUT).is_some_and(|output| {
+        output.status.success()
+            && String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .any(|line| line.trim() == "eng")
+    })
 }

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::context::{StepContext, StepError};
-use super::{cut, ocr, scene};
+use super::{asr, asrx, cut, ocr, scene};
 
 /// Every processor of the design and what it waits for (DESIGN.md section 5).
 pub const DEPENDENCIES: &[(&str, &[&str])] = &[
@@ -19,7 +19,7 @@ pub const DEPENDENCIES: &[(&str, &[&str])] = &[
 ];
 
 /// The processors this build can run (when their tools are present).
-pub const BUILT: &[&str] = &["cut", "scene", "ocr"];
+pub const BUILT: &[&str] = &["cut", "scene", "ocr", "asr", "asrx"];
 
 /// Processors that need a picture: nothing for them to do in an audio file.
 const NEED_VIDEO: &[&str] = &[
@@ -85,6 +85,8 @@ pub async fn run(name: &str, ctx: &StepContext<'_>) -> Result<Value, StepError> 
         "cut" => cut::run(ctx).await,
         "scene" => scene::run(ctx).await,
         "ocr" => ocr::run(ctx).await,
+        "asr" => asr::run(ctx).await,
+        "asrx" => asrx::run(ctx).await,
         other => Err(StepError::new(format!(
             "the {other} processor is not built into this reelbase"
         ))),

@@ -30,6 +30,15 @@ pub enum RunError {
     Output { program: String, reason: String },
 }
 
+/// What a program gets besides its arguments.
+#[derive(Debug, Default, Clone)]
+pub struct Input {
+    /// Added to the inherited environment.
+    pub env: Vec<(String, String)>,
+    /// Written to stdin, which is then closed; without it stdin is empty.
+    pub stdin: Option<Vec<u8>>,
+}
+
 /// What a finished program printed.
 #[derive(Debug)]
 pub struct Finished {
@@ -62,6 +71,23 @@ impl Runner {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        self.run_with(program, args, &Input::default(), timeout)
+            .await
+    }
+
+    /// `run`, with variables added to the environment and bytes written to stdin (a script's
+    /// JSON request).
+    pub async fn run_with<I, S>(
+        &self,
+        program: &OsStr,
+        args: I,
+        input: &Input,
+        timeout: Duration,
+    ) -> Result<Finished, RunError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let _slot = self
             .slots
             .acquire()
@@ -71,7 +97,12 @@ impl Runner {
         let mut command = Command::new(program);
         command
             .args(args)
-            .stdin(Stdio::null())
+            .envs(input.env.iter().map(|(k, v)| (k, v)))
+            .stdin(if input.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -81,6 +112,14 @@ impl Runner {
             reason: error.to_string(),
         })?;
         let mut guard = GroupGuard(child.id());
+        // Written beside the reading, so a request larger than the pipe cannot deadlock; a
+        // program that exits without reading it all is not an error of the writer's.
+        if let (Some(mut pipe), Some(bytes)) = (child.stdin.take(), input.stdin.clone()) {
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let _ = pipe.write_all(&bytes).await;
+            });
+        }
         let result = tokio::time::timeout(timeout, collect(&mut child)).await;
         let (status, stdout, stderr) = match result {
             Ok(Ok(done)) => done,
@@ -316,6 +355,26 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(missing, RunError::Start { .. }));
+    }
+
+    #[tokio::test]
+    async fn input_reaches_the_program() {
+        let runner = Runner::new(1);
+        let input = Input {
+            env: vec![("REELBASE_RUNNER_PROBE".into(), "seen".into())],
+            stdin: Some(b"{\"request\": 1}".to_vec()),
+        };
+        let script = "cat; printf ' %s' \"$REELBASE_RUNNER_PROBE\"";
+        let done = runner
+            .run_with(
+                OsStr::new("sh"),
+                ["-c", script],
+                &input,
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(done.stdout, b"{\"request\": 1} seen");
     }
 
     #[test]

@@ -21,5 +21,6 @@ mod pipeline;
 mod public_health;
 mod sftpgo_stats;
 mod shutdown;
+mod speech;
 mod uploads;
 mod workers;

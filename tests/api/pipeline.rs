@@ -33,14 +33,18 @@ async fn a_video_goes_through_cut_scene_and_ocr_to_the_truth() {
 
     let (status, queued) = process(&app, &key, &uuid, json!({})).await;
     assert_eq!(status, 202, "{queued}");
-    assert_eq!(queued["processors"], json!(["cut", "scene", "ocr"]));
+    // Every processor that can run here; the speech ones find no sound in this video.
+    assert_eq!(
+        queued["processors"],
+        json!(["cut", "scene", "asr", "asrx", "ocr"])
+    );
     let progress = app
         .wait_for_job(&key, &uuid, Duration::from_secs(120))
         .await;
     assert_eq!(progress["job_status"], "completed", "{progress}");
     assert_eq!(progress["percent"], 100);
     assert_eq!(progress["status"], "completed");
-    for name in ["cut", "scene", "ocr"] {
+    for name in ["cut", "scene", "asr", "asrx", "ocr"] {
         let step = &progress["processors"][name];
         assert_eq!(step["status"], "completed", "{name}: {step}");
         assert!(step["duration_ms"].as_i64().is_some() && step["finished_at"].is_string());
@@ -133,6 +137,26 @@ async fn a_video_goes_through_cut_scene_and_ocr_to_the_truth() {
             .await
             .unwrap();
     assert!(stored.contains(&"REELBASE".to_owned()), "{stored:?}");
+    // Searchable, whatever the case of the query, at the time it is on screen.
+    let (status, found) = app.get_with_key("/api/v1/search?q=reelbase", &key).await;
+    assert_eq!(status, 200, "{found}");
+    let hit = &found["results"][0];
+    assert_eq!(
+        (&hit["file_uuid"], &hit["source"]),
+        (&json!(uuid), &json!("ocr"))
+    );
+    assert!(
+        (5.5..=6.6).contains(&hit["start"].as_f64().unwrap()),
+        "{hit}"
+    );
+    let (_, spoken) = app
+        .get_with_key("/api/v1/search?q=reelbase&source=asr", &key)
+        .await;
+    assert_eq!(spoken["total"], 0, "no sound, so nothing said: {spoken}");
+    let (_, asr) = app
+        .get_with_key(&format!("/api/v1/files/{uuid}/results/asr"), &key)
+        .await;
+    assert_eq!(asr["result"]["segments"], json!([]), "{asr}");
 
     // The job as the jobs API shows it.
     let job_id = queued["job_id"].as_i64().unwrap();
@@ -140,7 +164,7 @@ async fn a_video_goes_through_cut_scene_and_ocr_to_the_truth() {
         .get_with_key(&format!("/api/v1/jobs/{job_id}"), &key)
         .await;
     assert_eq!(job["status"], "completed");
-    assert_eq!(job["steps"].as_array().unwrap().len(), 3);
+    assert_eq!(job["steps"].as_array().unwrap().len(), 5);
     let (_, listed) = app
         .get_with_key("/api/v1/jobs?status=completed", &key)
         .await;
@@ -299,7 +323,7 @@ async fn requests_the_pipeline_cannot_take_are_refused_clearly() {
         ),
         (
             format!("/api/v1/files/{uuid}/process"),
-            json!({"processors": ["asr"]}),
+            json!({"processors": ["face"]}),
             409,
             "processor_unavailable",
         ),
@@ -391,7 +415,8 @@ async fn readiness_follows_the_tools_each_processor_needs() {
         ("cut", true),
         ("scene", true),
         ("ocr", true),
-        ("asr", false),
+        ("asr", true),
+        ("asrx", true),
         ("yolo", false),
     ] {
         assert_eq!(processors[name], ready, "{name}: {processors}");
@@ -442,6 +467,26 @@ async fn an_audio_file_gets_only_what_applies_to_it() {
             "-i",
             "sine=frequency=300:duration=2",
         ])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let uuid = register(&app, &key, &path).await;
+    // By default the speech processors, none of the picture ones.
+    let (status, body) = process(&app, &key, &uuid, json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["processors"], json!(["asr", "asrx"]));
+
+    // Without a Python environment nothing applies to sound, and the refusal says why.
+    let (app, key, root) = pipeline_app(|s| {
+        s.workers = 0;
+        s.python_env = "/nonexistent/reelbase-env".into();
+    })
+    .await;
+    let path = root.join("tone.wav");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("sine=frequency=310:duration=2")
         .arg(&path)
         .status()
         .unwrap();

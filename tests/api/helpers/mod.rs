@@ -6,6 +6,7 @@ pub mod media;
 pub mod process;
 mod proxy;
 mod redis_server;
+pub mod speech;
 pub mod stubs;
 
 pub use app::{TestApp, spawn_app, spawn_app_with, spawn_app_with_key};

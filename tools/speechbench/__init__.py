@@ -1,0 +1,1 @@
+"""Speech benchmark for reelbase's asr and asrx processors (tools/bench-speech)."""
