@@ -187,7 +187,8 @@ pub fn check(
 }
 
 /// Files under `dir` (recursively, sorted, relative with `/`) that `keep` accepts. Hidden
-/// entries and symbolic links are skipped: neither belongs in a shipped folder.
+/// entries, symbolic links and Python's byte-code caches (`__pycache__`, written when a script
+/// is run by hand) are skipped: none belongs in a shipped folder.
 pub fn files(dir: &Path, keep: &dyn Fn(&Path) -> bool) -> io::Result<Vec<String>> {
     let mut found = Vec::new();
     walk(dir, dir, keep, &mut found)?;
@@ -204,7 +205,7 @@ fn walk(
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
+        if name.to_string_lossy().starts_with('.') || name == "__pycache__" {
             continue;
         }
         let kind = entry.file_type()?;
@@ -282,5 +283,24 @@ mod tests {
             path: "a/b.py".into(),
         }];
         assert_eq!(parse(&render(&entries)).unwrap(), entries);
+    }
+
+    #[test]
+    fn byte_code_caches_and_hidden_files_are_not_listed() {
+        let dir = std::env::temp_dir().join(format!("reelbase-walk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("__pycache__")).unwrap();
+        std::fs::create_dir_all(dir.join("nested")).unwrap();
+        for file in [
+            "asr.py",
+            "nested/x.py",
+            "__pycache__/asr.cpython-311.pyc",
+            ".hidden",
+        ] {
+            std::fs::write(dir.join(file), b"x").unwrap();
+        }
+        let listed = files(&dir, &|_| true).unwrap();
+        assert_eq!(listed, ["asr.py", "nested/x.py"]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

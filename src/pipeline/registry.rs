@@ -18,6 +18,11 @@ pub const DEPENDENCIES: &[(&str, &[&str])] = &[
     ("ocr", &[]),
 ];
 
+/// Orderings that hold only when both are in one job: `scene` uses the transcript when there
+/// is one, so when `asr` runs in the same job, `scene` waits for it (a failed `asr` then skips
+/// `scene`, as any dependency does).
+const AFTER_WHEN_PLANNED: &[(&str, &str)] = &[("scene", "asr")];
+
 /// The processors this build can run (when their tools are present).
 pub const BUILT: &[&str] = &["cut", "scene", "ocr", "asr", "asrx"];
 
@@ -75,7 +80,16 @@ pub fn plan(requested: &[&str]) -> Vec<(&'static str, Vec<&'static str>)> {
     DEPENDENCIES
         .iter()
         .filter(|(name, _)| wanted.contains(name))
-        .map(|(name, deps)| (*name, deps.to_vec()))
+        .map(|(name, deps)| {
+            let mut deps = deps.to_vec();
+            deps.extend(
+                AFTER_WHEN_PLANNED
+                    .iter()
+                    .filter(|(later, earlier)| later == name && wanted.contains(earlier))
+                    .map(|(_, earlier)| *earlier),
+            );
+            (*name, deps)
+        })
         .collect()
 }
 
@@ -103,5 +117,14 @@ mod tests {
         let names: Vec<&str> = plan.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, ["cut", "scene", "yolo", "visual_chunk"]);
         assert_eq!(plan[3].1, ["yolo", "cut"]);
+    }
+
+    #[test]
+    fn scene_waits_for_speech_only_when_it_is_in_the_job() {
+        let plan = plan(&["scene", "asr"]);
+        let scene = plan.iter().find(|(n, _)| *n == "scene").unwrap();
+        assert_eq!(scene.1, ["cut", "asr"]);
+        let alone = super::plan(&["scene"]);
+        assert_eq!(alone[1].1, ["cut"]);
     }
 }
