@@ -69,6 +69,11 @@ async fn decode_and_detect(
         "-v".as_ref(),
         "error".as_ref(),
         "-nostdin".as_ref(),
+        // The deblocking filter smooths block edges that shrinking to 64x36 averages away
+        // anyway; skipping it saves about a tenth of the decoding time. Every frame is still
+        // decoded, in order, so frame numbers and cut positions stay exact.
+        "-skip_loop_filter".as_ref(),
+        "all".as_ref(),
         "-i".as_ref(),
         input,
         "-map".as_ref(),
