@@ -144,6 +144,10 @@ impl Application {
             sftpgo: api::stats::SftpgoReports::from_settings(&settings),
             counters: Arc::default(),
             registrar,
+            library: Arc::new(crate::identities::library::Library::new(
+                settings.identities_dir.clone(),
+                tools(&settings),
+            )),
             settings: Arc::new(settings),
             db,
             redis,

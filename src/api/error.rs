@@ -32,6 +32,8 @@ pub enum ErrorCode {
     NotMedia,
     InvalidPattern,
     InvalidQuery,
+    InvalidPhoto,
+    NoFace,
     BatchTooLarge,
     FileChanging,
     InvalidFileUuid,
@@ -63,6 +65,8 @@ impl ErrorCode {
             ErrorCode::NotMedia => "not_media",
             ErrorCode::InvalidPattern => "invalid_pattern",
             ErrorCode::InvalidQuery => "invalid_query",
+            ErrorCode::InvalidPhoto => "invalid_photo",
+            ErrorCode::NoFace => "no_face",
             ErrorCode::BatchTooLarge => "batch_too_large",
             ErrorCode::FileChanging => "file_changing",
             ErrorCode::InvalidFileUuid => "invalid_file_uuid",
@@ -89,11 +93,12 @@ impl ErrorCode {
             | ErrorCode::NotADirectory
             | ErrorCode::InvalidPattern
             | ErrorCode::InvalidQuery
+            | ErrorCode::InvalidPhoto
             | ErrorCode::BatchTooLarge
             | ErrorCode::InvalidFileUuid => StatusCode::BAD_REQUEST,
             ErrorCode::OutsideMediaRoots | ErrorCode::NotReadable => StatusCode::FORBIDDEN,
             ErrorCode::FileNotFound => StatusCode::NOT_FOUND,
-            ErrorCode::NotMedia => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::NotMedia | ErrorCode::NoFace => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::FileChanging | ErrorCode::ProcessorUnavailable => StatusCode::CONFLICT,
         }
     }

@@ -24,9 +24,12 @@ where
                 ErrorCode::UnsupportedMediaType,
                 "send the body as JSON with `Content-Type: application/json`",
             )),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(
-                ApiError::new(ErrorCode::PayloadTooLarge, "the body is larger than 2 MiB"),
-            ),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    "the body is larger than this route takes",
+                ))
+            }
             Err(rejection) => Err(ApiError::new(ErrorCode::InvalidJson, rejection.body_text())),
         }
     }

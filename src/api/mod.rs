@@ -4,6 +4,7 @@ mod auth;
 pub mod error;
 pub(crate) mod files;
 mod health;
+mod identities;
 mod ingest;
 mod jobs;
 mod json;
@@ -16,9 +17,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::middleware;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 use crate::auth::{Auth, require_caller};
 use crate::cache::Redis;
@@ -29,6 +31,9 @@ use crate::health::report::DetailedReports;
 use crate::ingest::Registrar;
 pub use error::{ApiError, ErrorCode};
 use metrics::HttpCounters;
+
+/// Largest body of `POST /api/v1/identities`: five photos of 8 MiB, in base64.
+const IDENTITY_BODY: usize = 56 * 1024 * 1024;
 
 /// What every handler can reach. axum clones the state for every request, so it is one `Arc`.
 #[derive(Clone)]
@@ -57,6 +62,8 @@ pub struct AppContext {
     pub reports: DetailedReports,
     pub sftpgo: stats::SftpgoReports,
     pub counters: Arc<HttpCounters>,
+    /// The identity library (changes go to the database and the identity folder together).
+    pub library: Arc<crate::identities::library::Library>,
     /// Registers files: the API, the SFTPGo hook and the watcher share it.
     pub registrar: Arc<Registrar>,
     /// Monotonic start time, for `uptime_ms`.
@@ -111,6 +118,31 @@ pub fn router(state: AppState, extra: Router) -> Router {
             get(jobs::result),
         )
         .route("/api/v1/search", get(search::search))
+        .route(
+            "/api/v1/identities",
+            get(identities::list)
+                .post(identities::create)
+                .layer(DefaultBodyLimit::max(IDENTITY_BODY)),
+        )
+        .route(
+            "/api/v1/identities/{id}",
+            get(identities::get)
+                .patch(identities::rename)
+                .delete(identities::delete),
+        )
+        .route("/api/v1/identities/{id}/merge", post(identities::merge))
+        .route(
+            "/api/v1/identities/{id}/appearances",
+            get(identities::appearances),
+        )
+        .route(
+            "/api/v1/files/{file_uuid}/faces",
+            get(identities::file_faces),
+        )
+        .route(
+            "/api/v1/files/{file_uuid}/faces/{track}/identity",
+            put(identities::bind).delete(identities::unbind),
+        )
         .route("/api/v1/jobs", get(jobs::list))
         .route("/api/v1/jobs/{id}", get(jobs::get))
         .route("/api/v1/jobs/{id}/retry", post(jobs::retry))

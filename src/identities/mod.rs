@@ -2,6 +2,8 @@
 //! identity, `<32 hex id>/identity.json` (plus an optional `profile.jpg`). The database holds
 //! the same identities; `report` compares the two sets and `sync` reconciles them.
 
+pub mod library;
+pub mod matching;
 pub mod sync;
 
 use std::collections::BTreeSet;

@@ -84,42 +84,7 @@ impl StepContext<'_> {
     /// Runs `scripts/{name}.py` in the Python environment with `request` as JSON on stdin,
     /// offline, and returns the JSON object it prints.
     pub async fn run_script(&self, name: &str, request: &Value) -> Result<Value, StepError> {
-        let env = &self.tools.scripts;
-        let (python, script) = (env.python(), env.script(name));
-        if !python.exists() {
-            return Err(StepError::new(format!(
-                "the Python environment {} is missing (run tools/setup)",
-                env.env_dir.display()
-            )));
-        }
-        if !script.is_file() {
-            return Err(StepError::new(format!(
-                "the script {} is missing",
-                script.display()
-            )));
-        }
-        let input = Input {
-            env: OFFLINE_ENV
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            stdin: Some(request.to_string().into_bytes()),
-        };
-        let done = self
-            .runner
-            .run_with(python.as_os_str(), [&script], &input, self.timeout())
-            .await?;
-        let text = String::from_utf8_lossy(&done.stdout);
-        match serde_json::from_str::<Value>(text.trim()) {
-            Ok(value) if value.is_object() => Ok(value),
-            _ => {
-                let start: String = text.trim().chars().take(200).collect();
-                Err(StepError::new(format!(
-                    "{name}.py printed no JSON object (stdout began: {start:?}; stderr: {})",
-                    done.stderr_tail
-                )))
-            }
-        }
+        run_script(self.runner, self.tools, name, request).await
     }
 
     /// The file's first audio stream as 16 kHz mono 16-bit WAV at `path`, for the speech
@@ -174,6 +139,52 @@ impl StepContext<'_> {
         std::fs::create_dir_all(&path)
             .map_err(|e| StepError::new(format!("cannot make a scratch folder: {e}")))?;
         Ok(Scratch(path))
+    }
+}
+
+/// Runs `scripts/{name}.py` in the Python environment with `request` as JSON on stdin,
+/// offline, through `runner`, and returns the JSON object it prints. Processors and the
+/// identity library (faces from photos) share it.
+pub async fn run_script(
+    runner: &Runner,
+    tools: &Tools,
+    name: &str,
+    request: &Value,
+) -> Result<Value, StepError> {
+    let env = &tools.scripts;
+    let (python, script) = (env.python(), env.script(name));
+    if !python.exists() {
+        return Err(StepError::new(format!(
+            "the Python environment {} is missing (run tools/setup)",
+            env.env_dir.display()
+        )));
+    }
+    if !script.is_file() {
+        return Err(StepError::new(format!(
+            "the script {} is missing",
+            script.display()
+        )));
+    }
+    let input = Input {
+        env: OFFLINE_ENV
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        stdin: Some(request.to_string().into_bytes()),
+    };
+    let done = runner
+        .run_with(python.as_os_str(), [&script], &input, tools.timeout)
+        .await?;
+    let text = String::from_utf8_lossy(&done.stdout);
+    match serde_json::from_str::<Value>(text.trim()) {
+        Ok(value) if value.is_object() => Ok(value),
+        _ => {
+            let start: String = text.trim().chars().take(200).collect();
+            Err(StepError::new(format!(
+                "{name}.py printed no JSON object (stdout began: {start:?}; stderr: {})",
+                done.stderr_tail
+            )))
+        }
     }
 }
 

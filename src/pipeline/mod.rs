@@ -5,6 +5,7 @@ pub mod asr;
 pub mod asrx;
 pub mod context;
 pub mod cut;
+pub mod face;
 pub mod manifest;
 pub mod ocr;
 pub mod python;

@@ -289,6 +289,17 @@ fn requirements(name: &str) -> Option<Requirements> {
             scripts: &["asrx.py"],
             models: &["resemblyzer-encoder.json"],
         }),
+        // BlazeFace (mediapipe) and dlib's face vectors, on frames ffmpeg samples.
+        "face" => Some(Requirements {
+            ffmpeg: true,
+            tesseract: false,
+            scripts: &["face.py"],
+            models: &[
+                "face-detector.json",
+                "face-landmarks.json",
+                "face-encoder.json",
+            ],
+        }),
         _ => None,
     }
 }

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::context::{StepContext, StepError};
-use super::{asr, asrx, cut, ocr, scene};
+use super::{asr, asrx, cut, face, ocr, scene};
 
 /// Every processor of the design and what it waits for (DESIGN.md section 5).
 pub const DEPENDENCIES: &[(&str, &[&str])] = &[
@@ -19,12 +19,12 @@ pub const DEPENDENCIES: &[(&str, &[&str])] = &[
 ];
 
 /// Orderings that hold only when both are in one job: `scene` uses the transcript when there
-/// is one, so when `asr` runs in the same job, `scene` waits for it (a failed `asr` then skips
-/// `scene`, as any dependency does).
-const AFTER_WHEN_PLANNED: &[(&str, &str)] = &[("scene", "asr")];
+/// is one, and `face` the shots, so each waits for the other processor when it runs in the
+/// same job (a failed one then skips it, as any dependency does).
+const AFTER_WHEN_PLANNED: &[(&str, &str)] = &[("scene", "asr"), ("face", "cut")];
 
 /// The processors this build can run (when their tools are present).
-pub const BUILT: &[&str] = &["cut", "scene", "ocr", "asr", "asrx"];
+pub const BUILT: &[&str] = &["cut", "scene", "ocr", "asr", "asrx", "face"];
 
 /// Processors that need a picture: nothing for them to do in an audio file.
 const NEED_VIDEO: &[&str] = &[
@@ -101,6 +101,7 @@ pub async fn run(name: &str, ctx: &StepContext<'_>) -> Result<Value, StepError> 
         "ocr" => ocr::run(ctx).await,
         "asr" => asr::run(ctx).await,
         "asrx" => asrx::run(ctx).await,
+        "face" => face::run(ctx).await,
         other => Err(StepError::new(format!(
             "the {other} processor is not built into this reelbase"
         ))),

@@ -11,6 +11,7 @@ mod cli;
 mod dependencies;
 mod detailed_health;
 mod errors;
+mod faces;
 mod files;
 mod identities;
 mod integrations;

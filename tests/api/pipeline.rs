@@ -36,7 +36,7 @@ async fn a_video_goes_through_cut_scene_and_ocr_to_the_truth() {
     // Every processor that can run here; the speech ones find no sound in this video.
     assert_eq!(
         queued["processors"],
-        json!(["cut", "scene", "asr", "asrx", "ocr"])
+        json!(["cut", "scene", "asr", "asrx", "face", "ocr"])
     );
     let progress = app
         .wait_for_job(&key, &uuid, Duration::from_secs(120))
@@ -44,7 +44,7 @@ async fn a_video_goes_through_cut_scene_and_ocr_to_the_truth() {
     assert_eq!(progress["job_status"], "completed", "{progress}");
     assert_eq!(progress["percent"], 100);
     assert_eq!(progress["status"], "completed");
-    for name in ["cut", "scene", "asr", "asrx", "ocr"] {
+    for name in ["cut", "scene", "asr", "asrx", "face", "ocr"] {
         let step = &progress["processors"][name];
         assert_eq!(step["status"], "completed", "{name}: {step}");
         assert!(step["duration_ms"].as_i64().is_some() && step["finished_at"].is_string());
@@ -164,7 +164,7 @@ async fn a_video_goes_through_cut_scene_and_ocr_to_the_truth() {
         .get_with_key(&format!("/api/v1/jobs/{job_id}"), &key)
         .await;
     assert_eq!(job["status"], "completed");
-    assert_eq!(job["steps"].as_array().unwrap().len(), 5);
+    assert_eq!(job["steps"].as_array().unwrap().len(), 6);
     let (_, listed) = app
         .get_with_key("/api/v1/jobs?status=completed", &key)
         .await;
@@ -323,7 +323,7 @@ async fn requests_the_pipeline_cannot_take_are_refused_clearly() {
         ),
         (
             format!("/api/v1/files/{uuid}/process"),
-            json!({"processors": ["face"]}),
+            json!({"processors": ["pose"]}),
             409,
             "processor_unavailable",
         ),
@@ -417,6 +417,7 @@ async fn readiness_follows_the_tools_each_processor_needs() {
         ("ocr", true),
         ("asr", true),
         ("asrx", true),
+        ("face", true),
         ("yolo", false),
     ] {
         assert_eq!(processors[name], ready, "{name}: {processors}");

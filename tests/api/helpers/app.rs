@@ -20,6 +20,8 @@ pub struct TestApp {
     pub pool: PgPool,
     pub client: reqwest::Client,
     pub health: HealthMonitor,
+    /// The settings the app was built with.
+    pub settings: Settings,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), StartupError>>>,
 }
@@ -72,7 +74,9 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     let db = TestDb::create().await;
     let mut settings = test_settings(&db);
     customize(&mut settings);
-    let app = Application::build(settings).await.expect("app builds");
+    let app = Application::build(settings.clone())
+        .await
+        .expect("app builds");
     let addr = app.local_addr();
     let health = app.health();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -87,6 +91,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
         pool,
         client: reqwest::Client::new(),
         health,
+        settings,
         shutdown: Some(stop),
         server: Some(server),
     }

@@ -94,6 +94,27 @@ impl TestApp {
         (status, response.json().await.expect("JSON body"))
     }
 
+    pub async fn patch_json(
+        &self,
+        path: &str,
+        key: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let request = self.client.patch(self.url(path));
+        answer(request.header("x-api-key", key).json(body)).await
+    }
+
+    /// PUT; a body-less answer reads as `null`.
+    pub async fn put_json(
+        &self,
+        path: &str,
+        key: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let request = self.client.put(self.url(path));
+        answer(request.header("x-api-key", key).json(body)).await
+    }
+
     /// Registers one path; returns the status and the answer.
     pub async fn register(&self, key: &str, path: &Path) -> (u16, serde_json::Value) {
         let body = serde_json::json!({ "file_path": path });
@@ -234,4 +255,16 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+async fn answer(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let response = request.send().await.expect("request reaches the app");
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.expect("a body");
+    let value = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("JSON body")
+    };
+    (status, value)
 }

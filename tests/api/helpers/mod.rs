@@ -2,6 +2,7 @@
 
 pub mod app;
 mod database;
+pub mod faces;
 pub mod media;
 pub mod process;
 mod proxy;

@@ -1,0 +1,242 @@
+//! The identity library over HTTP: list, get, create (name and photos), rename, merge,
+//! delete; where a person appears; a file's face tracks, bound or unbound by hand.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use super::files::check_uuid;
+use super::json::JsonBody;
+use super::{ApiError, AppState, ErrorCode};
+use crate::identities::library::{self, LibraryError, NewIdentity};
+
+impl From<LibraryError> for ApiError {
+    fn from(error: LibraryError) -> Self {
+        match error {
+            LibraryError::NotFound => ApiError::new(ErrorCode::NotFound, "no such identity"),
+            LibraryError::Invalid(m) => ApiError::new(ErrorCode::BadRequest, m),
+            LibraryError::InvalidPhoto(m) => ApiError::new(ErrorCode::InvalidPhoto, m),
+            LibraryError::NoFace(m) => ApiError::new(ErrorCode::NoFace, m),
+            LibraryError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
+            LibraryError::Faces(reason) => {
+                ApiError::unavailable("the face models could not read the photos", &reason)
+            }
+            LibraryError::Io(e) => ApiError::unavailable("the identity folder is not writable", &e),
+            LibraryError::Database(e) => ApiError::unavailable("identities need PostgreSQL", &e),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Page {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<Page>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(page) = query.map_err(|_| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            "`limit` and `offset` must be whole numbers",
+        )
+    })?;
+    let (limit, offset) = (page.limit.unwrap_or(50), page.offset.unwrap_or(0));
+    if !(1..=500).contains(&limit) || offset < 0 {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "`limit` must be 1 to 500 and `offset` 0 or more",
+        ));
+    }
+    let (identities, total) = library::list(&state.db.pool, limit, offset)
+        .await
+        .map_err(LibraryError::from)?;
+    Ok(Json(
+        json!({"identities": identities, "total": total, "limit": limit, "offset": offset}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    name: String,
+    /// Base64 (standard alphabet) JPEG or PNG photos of the person.
+    photos: Vec<String>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<CreateRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let photos = request
+        .photos
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|_| {
+                    ApiError::new(
+                        ErrorCode::InvalidPhoto,
+                        format!("photo {} is not base64", i + 1),
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let new = NewIdentity {
+        name: request.name,
+        source: "manual".to_owned(),
+        tmdb_id: None,
+        photos,
+    };
+    let created = state.library.create(&state.db.pool, new).await?;
+    Ok((StatusCode::CREATED, Json(json!(created))))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let view = state.library.view(&state.db.pool, &id).await?;
+    Ok(Json(json!(view)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameRequest {
+    name: String,
+}
+
+pub async fn rename(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<RenameRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let view = state
+        .library
+        .rename(&state.db.pool, &id, &request.name)
+        .await?;
+    Ok(Json(json!(view)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeRequest {
+    from: Vec<String>,
+}
+
+pub async fn merge(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<MergeRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let view = state
+        .library
+        .merge(&state.db.pool, &id, &request.from)
+        .await?;
+    Ok(Json(json!(view)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.library.delete(&state.db.pool, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn appearances(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let view = state.library.view(&state.db.pool, &id).await?;
+    let found = library::appearances(&state.db.pool, &id).await?;
+    Ok(Json(json!({"identity": view, "appearances": found})))
+}
+
+/// A file's face tracks as they stand now (names follow the library).
+pub async fn file_faces(
+    State(state): State<AppState>,
+    Path(file_uuid): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_uuid(&file_uuid)?;
+    let rows = sqlx::query(
+        "SELECT t.track, t.shot, t.start_time, t.end_time, t.detections, t.cluster, \
+         t.identity_id, i.name, t.distance, t.bound FROM face_tracks t \
+         LEFT JOIN identities i ON i.id = t.identity_id \
+         WHERE t.file_uuid = $1 ORDER BY t.start_time, t.track",
+    )
+    .bind(&file_uuid)
+    .fetch_all(&state.db.pool)
+    .await
+    .map_err(LibraryError::from)?;
+    let tracks = rows
+        .iter()
+        .map(|row| {
+            let name: Option<String> = row.try_get("name")?;
+            let cluster: String = row.try_get("cluster")?;
+            Ok(json!({
+                "track": row.try_get::<i32, _>("track")?,
+                "shot": row.try_get::<Option<i32>, _>("shot")?,
+                "start_time": row.try_get::<f64, _>("start_time")?,
+                "end_time": row.try_get::<f64, _>("end_time")?,
+                "detections": row.try_get::<i32, _>("detections")?,
+                "identity_id": row.try_get::<Option<String>, _>("identity_id")?,
+                "label": name.clone().unwrap_or(cluster),
+                "name": name,
+                "distance": row.try_get::<Option<f64>, _>("distance")?,
+                "bound": row.try_get::<bool, _>("bound")?,
+            }))
+        })
+        .collect::<Result<Vec<Value>, sqlx::Error>>()
+        .map_err(LibraryError::from)?;
+    Ok(Json(json!({"file_uuid": file_uuid, "tracks": tracks})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindRequest {
+    identity_id: String,
+}
+
+pub async fn bind(
+    State(state): State<AppState>,
+    Path((file_uuid, track)): Path<(String, String)>,
+    JsonBody(request): JsonBody<BindRequest>,
+) -> Result<StatusCode, ApiError> {
+    set_binding(&state, &file_uuid, &track, Some(&request.identity_id)).await
+}
+
+pub async fn unbind(
+    State(state): State<AppState>,
+    Path((file_uuid, track)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    set_binding(&state, &file_uuid, &track, None).await
+}
+
+async fn set_binding(
+    state: &AppState,
+    file_uuid: &str,
+    track: &str,
+    identity: Option<&str>,
+) -> Result<StatusCode, ApiError> {
+    check_uuid(file_uuid)?;
+    let track: i32 = track
+        .parse()
+        .map_err(|_| ApiError::new(ErrorCode::BadRequest, "a track is a whole number"))?;
+    if library::bind(&state.db.pool, file_uuid, track, identity).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            ErrorCode::NotFound,
+            "the file has no such face track",
+        ))
+    }
+}

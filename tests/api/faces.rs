@@ -1,0 +1,362 @@
+//! Faces and the identity library end to end: photos of known people composited into a video
+//! at known times; the `face` processor finds and tracks them, strangers get one label each,
+//! and adding, renaming, merging and deleting people changes who is named, with the identity
+//! folder and the database in sync throughout.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+use crate::helpers::faces::{base64_of, make_face_video};
+use crate::helpers::media::pipeline_app;
+
+async fn identities_block(app: &TestApp, key: &str) -> Value {
+    for _ in 0..100 {
+        let (_, report) = app.get_with_key("/health/detailed", key).await;
+        if !report["identities"].is_null() && !report["pipeline"].is_null() {
+            return report["identities"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("no identities block");
+}
+
+async fn assert_synced(app: &TestApp, key: &str, count: u64) {
+    // The report is refreshed in the background; wait for one that has seen the change.
+    for _ in 0..50 {
+        let block = identities_block(app, key).await;
+        if block["db_count"] == count {
+            assert_eq!(
+                (&block["files_count"], &block["synced"], &block["index_ok"]),
+                (&json!(count), &json!(true), &json!(true)),
+                "{block}"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the report never counted {count} identities");
+}
+
+async fn tracks(app: &TestApp, key: &str, uuid: &str) -> Vec<Value> {
+    let (status, body) = app
+        .get_with_key(&format!("/api/v1/files/{uuid}/faces"), key)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["tracks"].as_array().unwrap().clone()
+}
+
+/// The tracks shown during (start, end), by label.
+fn labels_during(tracks: &[Value], start: f64, end: f64) -> Vec<String> {
+    tracks
+        .iter()
+        .filter(|t| {
+            t["start_time"].as_f64().unwrap() < end && t["end_time"].as_f64().unwrap() > start
+        })
+        .map(|t| t["label"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faces_are_tracked_and_named_as_the_library_changes() {
+    let (app, key, root) = pipeline_app(|_| {}).await;
+    let path = root.join("two-people.mp4");
+    // One person (a photo not used for the library) from 2 to 6 s, another from 6.5 to 10 s.
+    make_face_video(
+        &path,
+        10.0,
+        &[("obama3.jpg", 2.0, 6.0), ("biden.jpg", 6.5, 10.0)],
+    );
+    let (status, body) = app.register(&key, &path).await;
+    assert_eq!(status, 201, "{body}");
+    let uuid = body["file_uuid"].as_str().unwrap().to_owned();
+    let (status, queued) = app
+        .post_json(
+            &format!("/api/v1/files/{uuid}/process"),
+            &key,
+            &json!({"processors": ["face"]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{queued}");
+    let progress = app
+        .wait_for_job(&key, &uuid, Duration::from_secs(180))
+        .await;
+    assert_eq!(progress["job_status"], "completed", "{progress}");
+
+    // Nobody is known yet: two strangers, each one label, at the right times.
+    let found = tracks(&app, &key, &uuid).await;
+    let first = labels_during(&found, 2.5, 5.5);
+    let second = labels_during(&found, 7.0, 9.5);
+    assert!(!first.is_empty() && !second.is_empty(), "{found:?}");
+    assert!(first.iter().all(|l| l == &first[0]) && second.iter().all(|l| l == &second[0]));
+    assert_ne!(first[0], second[0]);
+    assert!(first[0].starts_with("UNKNOWN_"), "{found:?}");
+    assert!(
+        labels_during(&found, 0.0, 1.5).is_empty(),
+        "no face before 2 s: {found:?}"
+    );
+    for track in &found {
+        let (start, end) = (
+            track["start_time"].as_f64().unwrap(),
+            track["end_time"].as_f64().unwrap(),
+        );
+        let inside = |a: f64, b: f64| start >= a - 0.6 && end <= b + 0.6;
+        assert!(inside(2.0, 6.0) || inside(6.5, 10.0), "{track}");
+    }
+    let (_, result) = app
+        .get_with_key(&format!("/api/v1/files/{uuid}/results/face"), &key)
+        .await;
+    assert_eq!(
+        result["result"]["people"].as_array().unwrap().len(),
+        2,
+        "{result}"
+    );
+
+    // The first person joins the library from another photo: named at once, not the other.
+    let (status, person) = app
+        .post_json(
+            "/api/v1/identities",
+            &key,
+            &json!({"name": "Barack Obama", "photos": [base64_of("obama.jpg")]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{person}");
+    assert_eq!(person["faces"], 1);
+    let id = person["id"].as_str().unwrap().to_owned();
+    let found = tracks(&app, &key, &uuid).await;
+    assert!(
+        labels_during(&found, 2.5, 5.5)
+            .iter()
+            .all(|l| l == "Barack Obama"),
+        "{found:?}"
+    );
+    assert!(
+        labels_during(&found, 7.0, 9.5)
+            .iter()
+            .all(|l| l.starts_with("UNKNOWN_")),
+        "{found:?}"
+    );
+    let (_, seen) = app
+        .get_with_key(&format!("/api/v1/identities/{id}/appearances"), &key)
+        .await;
+    let spans = seen["appearances"].as_array().unwrap();
+    assert!(!spans.is_empty(), "{seen}");
+    for span in spans {
+        assert_eq!(span["file_uuid"], json!(uuid));
+        assert!(
+            span["start_time"].as_f64().unwrap() >= 1.4
+                && span["end_time"].as_f64().unwrap() <= 6.6
+        );
+    }
+    assert_synced(&app, &key, 1).await;
+    let folder = app.settings.identities_dir.join(&id);
+    for file in ["identity.json", "faces.json", "profile.jpg", "photo-1.jpg"] {
+        assert!(
+            folder.join(file).is_file(),
+            "{file} in {}",
+            folder.display()
+        );
+    }
+
+    // Renamed: the tracks follow, on disk too.
+    let (status, renamed) = app
+        .patch_json(
+            &format!("/api/v1/identities/{id}"),
+            &key,
+            &json!({"name": "B. Obama"}),
+        )
+        .await;
+    assert_eq!((status, &renamed["name"]), (200, &json!("B. Obama")));
+    assert!(
+        labels_during(&tracks(&app, &key, &uuid).await, 2.5, 5.5)
+            .iter()
+            .all(|l| l == "B. Obama")
+    );
+    let on_disk: Value =
+        serde_json::from_slice(&std::fs::read(folder.join("identity.json")).unwrap()).unwrap();
+    assert_eq!(on_disk["name"], "B. Obama");
+
+    // A second identity made from another photo of the same man, merged into the first.
+    let (status, twin) = app
+        .post_json(
+            "/api/v1/identities",
+            &key,
+            &json!({"name": "Obama again", "photos": [base64_of("obama2.jpg")]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{twin}");
+    assert_synced(&app, &key, 2).await;
+    let (status, merged) = app
+        .post_json(
+            &format!("/api/v1/identities/{id}/merge"),
+            &key,
+            &json!({"from": [twin["id"]]}),
+        )
+        .await;
+    assert_eq!((status, &merged["faces"]), (200, &json!(2)), "{merged}");
+    assert_synced(&app, &key, 1).await;
+
+    // The other person joins too and is named; a track bound by hand stays bound, and
+    // unbound it goes back to matching.
+    let (status, other) = app
+        .post_json(
+            "/api/v1/identities",
+            &key,
+            &json!({"name": "Someone", "photos": [base64_of("biden.jpg")]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{other}");
+    let found = tracks(&app, &key, &uuid).await;
+    assert!(
+        labels_during(&found, 7.0, 9.5)
+            .iter()
+            .all(|l| l == "Someone"),
+        "{found:?}"
+    );
+    let stranger = tracks(&app, &key, &uuid)
+        .await
+        .into_iter()
+        .find(|t| t["start_time"].as_f64().unwrap() > 6.0)
+        .unwrap();
+    let bind = format!("/api/v1/files/{uuid}/faces/{}/identity", stranger["track"]);
+    let (status, _) = app
+        .put_json(&bind, &key, &json!({"identity_id": other["id"]}))
+        .await;
+    assert_eq!(status, 204);
+    let found = tracks(&app, &key, &uuid).await;
+    assert!(
+        found
+            .iter()
+            .any(|t| t["label"] == "Someone" && t["bound"] == true),
+        "{found:?}"
+    );
+    let response = app
+        .client
+        .delete(app.url(&bind))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let found = tracks(&app, &key, &uuid).await;
+    assert!(found.iter().all(|t| t["bound"] == false), "{found:?}");
+    assert!(
+        labels_during(&found, 7.0, 9.5)
+            .iter()
+            .all(|l| l == "Someone"),
+        "{found:?}"
+    );
+
+    // Deleted: back to a stranger, folder gone, still in sync.
+    let response = app
+        .client
+        .delete(app.url(&format!("/api/v1/identities/{id}")))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert!(!folder.exists());
+    assert!(
+        labels_during(&tracks(&app, &key, &uuid).await, 2.5, 5.5)
+            .iter()
+            .all(|l| l.starts_with("UNKNOWN_"))
+    );
+    assert_synced(&app, &key, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_library_refuses_what_it_cannot_use() {
+    let (app, key, root) = pipeline_app(|s| s.workers = 0).await;
+    let blank = root.join("blank.png");
+    let status = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240",
+            "-frames:v",
+            "1",
+        ])
+        .arg(&blank)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    use base64::Engine;
+    let no_face = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&blank).unwrap());
+    let cases = [
+        (json!({"name": "x", "photos": [no_face]}), 422, "no_face"),
+        (
+            json!({"name": "x", "photos": ["bm90IGFuIGltYWdl"]}),
+            400,
+            "invalid_photo",
+        ),
+        (
+            json!({"name": "x", "photos": ["%%%"]}),
+            400,
+            "invalid_photo",
+        ),
+        (json!({"name": "x", "photos": []}), 400, "bad_request"),
+        (
+            json!({"name": " ", "photos": [base64_of("obama.jpg")]}),
+            400,
+            "bad_request",
+        ),
+        (
+            json!({"name": "x\u{7}", "photos": [base64_of("obama.jpg")]}),
+            400,
+            "bad_request",
+        ),
+        (json!({"name": "x"}), 400, "invalid_json"),
+    ];
+    for (body, status, code) in cases {
+        let (got, answer) = app.post_json("/api/v1/identities", &key, &body).await;
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{answer}"
+        );
+    }
+    let (status, listed) = app.get_with_key("/api/v1/identities", &key).await;
+    assert_eq!(
+        (status, &listed["total"]),
+        (200, &json!(0)),
+        "nothing half-made: {listed}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&app.settings.identities_dir)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        leftovers.iter().all(|n| n == "_index.json"),
+        "no folders left behind: {leftovers:?}"
+    );
+    for path in [
+        "/api/v1/identities/0123456789abcdef0123456789abcdef",
+        "/api/v1/identities/not-an-id/appearances",
+    ] {
+        let (status, body) = app.get_with_key(path, &key).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("not_found"))
+        );
+    }
+    let (status, _) = app
+        .put_json(
+            &format!("/api/v1/files/{}/faces/3/identity", "a".repeat(32)),
+            &key,
+            &json!({"identity_id": "0123456789abcdef0123456789abcdef"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let anonymous = app
+        .client
+        .get(app.url("/api/v1/identities"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+}
