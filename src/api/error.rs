@@ -34,6 +34,8 @@ pub enum ErrorCode {
     InvalidQuery,
     InvalidPhoto,
     NoFace,
+    TmdbDisabled,
+    TmdbFailed,
     BatchTooLarge,
     FileChanging,
     InvalidFileUuid,
@@ -67,6 +69,8 @@ impl ErrorCode {
             ErrorCode::InvalidQuery => "invalid_query",
             ErrorCode::InvalidPhoto => "invalid_photo",
             ErrorCode::NoFace => "no_face",
+            ErrorCode::TmdbDisabled => "tmdb_disabled",
+            ErrorCode::TmdbFailed => "tmdb_failed",
             ErrorCode::BatchTooLarge => "batch_too_large",
             ErrorCode::FileChanging => "file_changing",
             ErrorCode::InvalidFileUuid => "invalid_file_uuid",
@@ -99,7 +103,10 @@ impl ErrorCode {
             ErrorCode::OutsideMediaRoots | ErrorCode::NotReadable => StatusCode::FORBIDDEN,
             ErrorCode::FileNotFound => StatusCode::NOT_FOUND,
             ErrorCode::NotMedia | ErrorCode::NoFace => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::FileChanging | ErrorCode::ProcessorUnavailable => StatusCode::CONFLICT,
+            ErrorCode::FileChanging | ErrorCode::ProcessorUnavailable | ErrorCode::TmdbDisabled => {
+                StatusCode::CONFLICT
+            }
+            ErrorCode::TmdbFailed => StatusCode::BAD_GATEWAY,
         }
     }
 }
@@ -123,6 +130,15 @@ impl ApiError {
     /// 401 with a message that says what is wrong in general terms only.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Unauthorized, message)
+    }
+
+    /// A 429 for a service upstream that asked us to wait.
+    pub fn upstream_rate_limited(message: impl Into<String>, retry_after_s: u64) -> Self {
+        Self {
+            code: ErrorCode::RateLimited,
+            message: message.into(),
+            retry_after_s: Some(retry_after_s),
+        }
     }
 
     pub fn rate_limited(retry_after_s: u64) -> Self {

@@ -14,6 +14,8 @@ use super::files::check_uuid;
 use super::json::JsonBody;
 use super::{ApiError, AppState, ErrorCode};
 use crate::identities::library::{self, LibraryError, NewIdentity};
+use crate::identities::tmdb_import::{self, DEFAULT_LIMIT, ImportError, MAX_LIMIT, Title};
+use crate::integrations::tmdb_people::{TmdbError, TmdbPeople};
 
 impl From<LibraryError> for ApiError {
     fn from(error: LibraryError) -> Self {
@@ -239,4 +241,79 @@ async fn set_binding(
             "the file has no such face track",
         ))
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    title: Option<String>,
+    tmdb_id: Option<i64>,
+    /// `movie` (default) or `tv`.
+    kind: Option<String>,
+    limit: Option<usize>,
+}
+
+impl From<ImportError> for ApiError {
+    fn from(error: ImportError) -> Self {
+        match error {
+            ImportError::Library(e) => e.into(),
+            ImportError::Tmdb(e) => match e {
+                TmdbError::Disabled => ApiError::new(ErrorCode::TmdbDisabled, e.to_string()),
+                TmdbError::NotFound(_) => ApiError::new(ErrorCode::NotFound, e.to_string()),
+                TmdbError::RateLimited(wait) => {
+                    ApiError::upstream_rate_limited(e.to_string(), wait)
+                }
+                TmdbError::Cache(io) => {
+                    ApiError::unavailable("the TMDb cache is not writable", &io)
+                }
+                TmdbError::Refused | TmdbError::Unreachable(_) | TmdbError::Protocol(_) => {
+                    ApiError::new(ErrorCode::TmdbFailed, e.to_string())
+                }
+            },
+        }
+    }
+}
+
+/// Imports a film's or series' cast (with their TMDb photos) as identities.
+pub async fn import_tmdb(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<ImportRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let kind = request.kind.as_deref().unwrap_or("movie");
+    if kind != "movie" && kind != "tv" {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "`kind` must be movie or tv",
+        ));
+    }
+    let title = match (request.title, request.tmdb_id) {
+        (Some(title), None) if !title.trim().is_empty() && title.chars().count() <= 200 => {
+            Title::Named(title.trim().to_owned())
+        }
+        (None, Some(id)) if id > 0 => Title::Id(id),
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "give either `title` (1 to 200 characters) or a positive `tmdb_id`",
+            ));
+        }
+    };
+    let limit = request.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("`limit` must be 1 to {MAX_LIMIT}"),
+        ));
+    }
+    let settings = &state.settings;
+    let tmdb = TmdbPeople::new(
+        settings.tmdb_base_url.clone(),
+        settings.tmdb_api_key.clone(),
+        settings.tmdb_enabled,
+        settings.data_dir.join("cache").join("tmdb"),
+    )
+    .map_err(ImportError::from)?;
+    let report =
+        tmdb_import::import(&tmdb, &state.library, &state.db.pool, kind, title, limit).await?;
+    Ok(Json(json!(report)))
 }

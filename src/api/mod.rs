@@ -132,6 +132,10 @@ pub fn router(state: AppState, extra: Router) -> Router {
         )
         .route("/api/v1/identities/{id}/merge", post(identities::merge))
         .route(
+            "/api/v1/identities/import/tmdb",
+            post(identities::import_tmdb),
+        )
+        .route(
             "/api/v1/identities/{id}/appearances",
             get(identities::appearances),
         )

@@ -5,6 +5,7 @@
 pub mod library;
 pub mod matching;
 pub mod sync;
+pub mod tmdb_import;
 
 use std::collections::BTreeSet;
 use std::io;

@@ -3,6 +3,7 @@
 pub mod qdrant;
 pub mod sftpgo;
 pub mod tmdb;
+pub mod tmdb_people;
 
 use crate::health::Fault;
 

@@ -360,3 +360,185 @@ async fn the_library_refuses_what_it_cannot_use() {
         .unwrap();
     assert_eq!(anonymous.status(), 401);
 }
+
+/// A cast of four: two with face photos, one without a photo, one whose photo shows no face.
+async fn tmdb_cast(key: &str) -> crate::helpers::stubs::TmdbCastStub {
+    let read = |name: &str| std::fs::read(crate::helpers::faces::photo(name)).unwrap();
+    let card = std::env::temp_dir().join(format!("reelbase-card-{}.jpg", std::process::id()));
+    let status = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240",
+            "-frames:v",
+            "1",
+        ])
+        .arg(&card)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let cast = vec![
+        (101, "Barack Obama", Some(("p101.jpg", read("obama.jpg")))),
+        (102, "Joe Biden", Some(("p102.jpg", read("biden.jpg")))),
+        (103, "Without Photo", None),
+        (
+            104,
+            "Test Card",
+            Some(("p104.jpg", std::fs::read(&card).unwrap())),
+        ),
+    ];
+    crate::helpers::stubs::TmdbCastStub::start(key, (603, "The Test Film"), cast).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tmdb_cast_becomes_identities_that_name_faces() {
+    use reelbase::config::{Secret, ServiceUrl};
+    let stub = tmdb_cast("tmdb-cast-key-7").await;
+    let base = ServiceUrl::new(url::Url::parse(&stub.url()).unwrap());
+    let (app, key, root) = pipeline_app(|s| {
+        s.tmdb_enabled = true;
+        s.tmdb_api_key = Some(Secret::new("tmdb-cast-key-7"));
+        s.tmdb_base_url = base.clone();
+    })
+    .await;
+    // The first request meets a 429 with a one-second Retry-After, which is waited out.
+    stub.rate_limit_once();
+    let (status, report) = app
+        .post_json(
+            "/api/v1/identities/import/tmdb",
+            &key,
+            &json!({"title": "test film"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (&report["tmdb_id"], &report["title"]),
+        (&json!(603), &json!("The Test Film"))
+    );
+    let created: Vec<&str> = report["created"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(created, ["Barack Obama", "Joe Biden"], "{report}");
+    assert!(
+        report["created"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["source"] == "tmdb")
+    );
+    let skipped: Vec<i64> = report["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["tmdb_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(skipped, [103, 104], "{report}");
+    assert_synced(&app, &key, 2).await;
+
+    // Again: nothing new, and no request leaves (everything comes from the cache).
+    let before = stub.requests();
+    let (status, again) = app
+        .post_json(
+            "/api/v1/identities/import/tmdb",
+            &key,
+            &json!({"title": "test film"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        (
+            again["created"].as_array().unwrap().len(),
+            again["existing"].as_array().unwrap().len()
+        ),
+        (0, 2)
+    );
+    assert_eq!(stub.requests(), before, "a second run needs no network");
+
+    // Footage of them comes back named at the right times.
+    let path = root.join("cast.mp4");
+    make_face_video(
+        &path,
+        8.0,
+        &[("obama2.jpg", 1.0, 4.0), ("biden.jpg", 4.5, 8.0)],
+    );
+    let (_, body) = app.register(&key, &path).await;
+    let uuid = body["file_uuid"].as_str().unwrap().to_owned();
+    let (status, _) = app
+        .post_json(
+            &format!("/api/v1/files/{uuid}/process"),
+            &key,
+            &json!({"processors": ["face"]}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let progress = app
+        .wait_for_job(&key, &uuid, Duration::from_secs(180))
+        .await;
+    assert_eq!(progress["job_status"], "completed", "{progress}");
+    let found = tracks(&app, &key, &uuid).await;
+    let first = labels_during(&found, 1.5, 3.5);
+    let second = labels_during(&found, 5.0, 7.5);
+    assert!(
+        !first.is_empty() && first.iter().all(|l| l == "Barack Obama"),
+        "{found:?}"
+    );
+    assert!(
+        !second.is_empty() && second.iter().all(|l| l == "Joe Biden"),
+        "{found:?}"
+    );
+
+    // Refusals say what is wrong without the key.
+    for (body, status, code) in [
+        (json!({"title": "no such film"}), 404, "not_found"),
+        (json!({}), 400, "bad_request"),
+        (json!({"title": "x", "tmdb_id": 5}), 400, "bad_request"),
+        (json!({"title": "x", "kind": "book"}), 400, "bad_request"),
+    ] {
+        let (got, answer) = app
+            .post_json("/api/v1/identities/import/tmdb", &key, &body)
+            .await;
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{answer}"
+        );
+    }
+    let (app, key, _) = pipeline_app(|s| {
+        s.workers = 0;
+        s.tmdb_enabled = true;
+        s.tmdb_api_key = Some(Secret::new("wrong-key-secret"));
+        s.tmdb_base_url = base.clone();
+    })
+    .await;
+    let (status, answer) = app
+        .post_json(
+            "/api/v1/identities/import/tmdb",
+            &key,
+            &json!({"tmdb_id": 603}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (502, Some("tmdb_failed"))
+    );
+    assert!(!answer.to_string().contains("wrong-key-secret"));
+    let (app, key, _) = pipeline_app(|s| s.workers = 0).await;
+    let (status, answer) = app
+        .post_json(
+            "/api/v1/identities/import/tmdb",
+            &key,
+            &json!({"tmdb_id": 603}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (409, Some("tmdb_disabled"))
+    );
+}

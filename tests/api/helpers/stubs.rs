@@ -18,7 +18,9 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 mod sftpgo;
+mod tmdb_cast;
 pub use sftpgo::{SftpgoRequests, SftpgoStub};
+pub use tmdb_cast::TmdbCastStub;
 
 /// How a stub answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
