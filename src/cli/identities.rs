@@ -1,4 +1,5 @@
-//! `reelbase identities sync --from disk|db`: reconcile the identity folder and the database.
+//! `reelbase identities status|sync --from disk|db|add NAME PHOTO...`: compare or reconcile the
+//! identity folder and the database, or add a person from photos.
 
 use std::process::ExitCode;
 
@@ -6,6 +7,7 @@ use clap::{Subcommand, ValueEnum};
 
 use super::{CliError, connect_migrated};
 use crate::config::Settings;
+use crate::identities::library::{Library, NewIdentity};
 use crate::identities::{self, sync};
 
 #[derive(Debug, Subcommand)]
@@ -18,6 +20,12 @@ pub enum IdentitiesCommand {
         #[arg(long, value_enum)]
         from: Side,
     },
+    /// Add a person from one or more photos (JPEG or PNG), each showing their face.
+    Add {
+        name: String,
+        #[arg(required = true)]
+        photos: Vec<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -29,6 +37,25 @@ pub enum Side {
 pub async fn run(settings: &Settings, command: IdentitiesCommand) -> Result<ExitCode, CliError> {
     let db = connect_migrated(settings).await?;
     let dir = &settings.identities_dir;
+    if let IdentitiesCommand::Add { name, photos } = command {
+        let photos = photos
+            .iter()
+            .map(|p| std::fs::read(p).map_err(|e| CliError::Usage(format!("{}: {e}", p.display()))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let library = Library::new(dir.clone(), crate::app::tools(settings));
+        let new = NewIdentity {
+            name,
+            source: "manual".to_owned(),
+            tmdb_id: None,
+            photos,
+        };
+        let created = library
+            .create(&db.pool, new)
+            .await
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        println!("{}", serde_json::to_string(&created).unwrap_or_default());
+        return Ok(ExitCode::SUCCESS);
+    }
     if let IdentitiesCommand::Sync { from } = command {
         let direction = match from {
             Side::Disk => sync::Direction::FromDisk,
@@ -43,8 +70,8 @@ pub async fn run(settings: &Settings, command: IdentitiesCommand) -> Result<Exit
             "folder"
         };
         println!(
-            "{target}: {} added, {} updated, {} removed",
-            summary.added, summary.updated, summary.removed
+            "{target}: {} added, {} updated, {} removed; {} face vectors restored",
+            summary.added, summary.updated, summary.removed, summary.faces_restored
         );
         for id in &summary.unreadable {
             println!("unreadable identity.json, left alone: {id}");

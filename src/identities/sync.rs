@@ -28,6 +28,8 @@ pub struct SyncSummary {
     pub added: usize,
     pub updated: usize,
     pub removed: usize,
+    /// Face vectors read back from `faces.json` for identities the database had none of.
+    pub faces_restored: usize,
     pub unreadable: Vec<String>,
 }
 
@@ -74,6 +76,9 @@ pub async fn sync(
                     summary.updated += 1;
                 }
             }
+            for record in disk.values() {
+                summary.faces_restored += restore_faces(dir, pool, &record.id).await?;
+            }
             // An unreadable identity.json still means the identity is on disk: its row stays.
             let unreadable = summary.unreadable.clone();
             for id in db
@@ -106,6 +111,48 @@ pub async fn sync(
     };
     write_index(dir, kept.values()).map_err(io_error)?;
     Ok(summary)
+}
+
+/// The face vectors of `faces.json` into the database, for an identity that has none there
+/// (a database restored without them, or folders copied from another install).
+async fn restore_faces(dir: &Path, pool: &PgPool, id: &str) -> Result<usize, sqlx::Error> {
+    let present: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM identity_faces WHERE identity_id = $1")
+            .bind(id)
+            .fetch_one(pool)
+            .await?;
+    if present > 0 {
+        return Ok(0);
+    }
+    let listed = std::fs::read(dir.join(id).join(super::library::FACES_FILE))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|doc| doc["faces"].as_array().cloned())
+        .unwrap_or_default();
+    let mut restored = 0;
+    for face in listed {
+        let vector: Vec<f32> = face["vector"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .filter_map(serde_json::Value::as_f64)
+                    .map(|x| x as f32)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if vector.len() != 128 {
+            continue;
+        }
+        let photo = face["photo"].as_str().unwrap_or("unknown");
+        sqlx::query("INSERT INTO identity_faces (identity_id, photo, vector) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(photo)
+            .bind(&vector)
+            .execute(pool)
+            .await?;
+        restored += 1;
+    }
+    Ok(restored)
 }
 
 /// Every readable `identity.json`, by id; the ids of unreadable ones are returned apart.

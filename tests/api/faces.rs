@@ -542,3 +542,35 @@ async fn a_tmdb_cast_becomes_identities_that_name_faces() {
         (409, Some("tmdb_disabled"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_from_disk_brings_back_face_vectors() {
+    let (app, key, _) = pipeline_app(|s| s.workers = 0).await;
+    let (status, person) = app
+        .post_json(
+            "/api/v1/identities",
+            &key,
+            &json!({"name": "Joe", "photos": [base64_of("biden.jpg")]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{person}");
+    sqlx::query("DELETE FROM identity_faces")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let dir = &app.settings.identities_dir;
+    let direction = reelbase::identities::sync::Direction::FromDisk;
+    let summary = reelbase::identities::sync::sync(dir, &app.pool, direction)
+        .await
+        .unwrap();
+    assert_eq!(summary.faces_restored, 1);
+    let id = person["id"].as_str().unwrap();
+    let (_, view) = app
+        .get_with_key(&format!("/api/v1/identities/{id}"), &key)
+        .await;
+    assert_eq!(view["faces"], 1, "{view}");
+    let again = reelbase::identities::sync::sync(dir, &app.pool, direction)
+        .await
+        .unwrap();
+    assert_eq!(again.faces_restored, 0, "restored once, not twice");
+}

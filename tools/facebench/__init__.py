@@ -1,0 +1,1 @@
+"""Face benchmark for reelbase's face processor (tools/bench-faces)."""
