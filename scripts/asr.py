@@ -26,9 +26,13 @@ def fail(message):
     sys.exit(1)
 
 
-def confidence(avg_logprob):
-    """The mean token probability of a segment, from Whisper's mean log-probability."""
-    return round(math.exp(max(min(avg_logprob, 0.0), -20.0)), 4)
+def confidence(segment):
+    """The mean probability of the segment's words; Whisper's mean token log-probability is
+    shared by every segment decoded in one 30-second window, so it serves only without words."""
+    probabilities = [w.probability for w in (segment.words or [])]
+    if probabilities:
+        return round(sum(probabilities) / len(probabilities), 4)
+    return round(math.exp(max(min(segment.avg_logprob, 0.0), -20.0)), 4)
 
 
 def transcribe(request):
@@ -66,7 +70,7 @@ def transcribe(request):
                 "start": round(segment.start, 3),
                 "end": round(segment.end, 3),
                 "text": text,
-                "confidence": confidence(segment.avg_logprob),
+                "confidence": confidence(segment),
                 "no_speech_prob": round(segment.no_speech_prob, 4),
                 "words": [
                     {
@@ -80,9 +84,10 @@ def transcribe(request):
                 ],
             }
         )
+    # A language is only said to be heard when something was.
     return {
-        "language": info.language,
-        "language_probability": round(info.language_probability, 4),
+        "language": info.language if out else None,
+        "language_probability": round(info.language_probability, 4) if out else None,
         "duration": round(info.duration, 3),
         "speech_duration": round(info.duration_after_vad, 3),
         "segments": out,
@@ -91,8 +96,10 @@ def transcribe(request):
 
 def main():
     if sys.argv[1:] == ["--check"]:
+        import av  # noqa: F401
         import ctranslate2  # noqa: F401
         import faster_whisper  # noqa: F401
+        import onnxruntime  # noqa: F401  (voice activity detection loads it only when it runs)
 
         print(json.dumps({"ok": True}))
         return

@@ -47,8 +47,15 @@ pub async fn process(
         .map_err(unavailable)?
         .ok_or_else(|| ApiError::new(ErrorCode::FileNotFound, "no such file is registered"))?;
     let ready = state.reports.ready_processors().await;
+    if request.processors.as_ref().is_some_and(Vec::is_empty) {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "`processors` is empty: name at least one, or leave it out for every one that applies",
+        ));
+    }
+    let explicit = request.processors.is_some();
     let requested: Vec<String> = match request.processors {
-        Some(names) if !names.is_empty() => names,
+        Some(names) => names,
         // By default, what applies to this file: no picture processors for audio.
         _ => registry::applicable(&ready, &file.file_type)
             .into_iter()
@@ -86,6 +93,35 @@ pub async fn process(
         ));
     }
     let names: Vec<&str> = requested.iter().map(String::as_str).collect();
+    if explicit {
+        let applies = registry::applicable(&names, &file.file_type);
+        let not_applying: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| !applies.contains(n))
+            .collect();
+        if !not_applying.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::ProcessorUnavailable,
+                format!(
+                    "{} need a picture, and this is an {} file",
+                    not_applying.join(", "),
+                    file.file_type
+                ),
+            ));
+        }
+    }
+    // A processor whose input is being made anew is made anew too when it has a result
+    // already (a new transcript needs new speakers), so no stale result is left standing.
+    let mut names = names;
+    let earlier = results::processors_of(pool, &file_uuid)
+        .await
+        .map_err(unavailable)?;
+    for later in registry::dependents_of(&names) {
+        if earlier.iter().any(|p| p == later) && ready.contains(&later) && !names.contains(&later) {
+            names.push(later);
+        }
+    }
     let plan = registry::plan(&names);
     let missing: Vec<&str> = plan
         .iter()
@@ -193,6 +229,12 @@ pub async fn retry(
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::new(ErrorCode::BadRequest, "a job id is a whole number"))?;
+    if !registry::is_known(&request.processor) {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("unknown processor; known: {}", registry::names().join(", ")),
+        ));
+    }
     match jobs::retry(&state.db.pool, id, &request.processor)
         .await
         .map_err(unavailable)?

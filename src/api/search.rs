@@ -27,7 +27,8 @@ pub async fn search(
     let Query(query) = query.map_err(|_| {
         ApiError::new(
             ErrorCode::BadRequest,
-            "`limit` and `offset` must be whole numbers",
+            "the query string does not parse: give `q` once, and whole numbers for `limit` and \
+             `offset`",
         )
     })?;
     let text = query.q.as_deref().map(str::trim).unwrap_or_default();
@@ -37,10 +38,16 @@ pub async fn search(
             "`q` must hold the words to look for",
         ));
     }
-    if text.chars().count() > MAX_QUERY || text.contains('\0') {
+    if text.chars().count() > MAX_QUERY {
         return Err(ApiError::new(
             ErrorCode::InvalidQuery,
-            format!("`q` must be at most {MAX_QUERY} characters of text"),
+            format!("`q` must be at most {MAX_QUERY} characters"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            "`q` must not hold control characters",
         ));
     }
     let source = query.source.as_deref().filter(|s| !s.is_empty());

@@ -15,3 +15,11 @@ pub async fn document(
         .fetch_optional(pool)
         .await
 }
+
+/// The processors that have a stored result for a file.
+pub async fn processors_of(pool: &PgPool, file_uuid: &str) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT DISTINCT processor FROM results WHERE file_uuid = $1")
+        .bind(file_uuid)
+        .fetch_all(pool)
+        .await
+}

@@ -19,6 +19,7 @@ pub struct Hit {
     pub end: f64,
     pub text: String,
     pub speaker: Option<String>,
+    /// 0 to 1 for both sources (tesseract's percentages are scaled).
     pub confidence: Option<f64>,
     pub rank: f32,
 }
@@ -33,7 +34,10 @@ pub async fn find(
 ) -> Result<(Vec<Hit>, i64), sqlx::Error> {
     let rows = sqlx::query(
         "SELECT t.file_uuid, f.file_name, f.file_path, t.source, t.start_time, t.end_time, \
-                t.text, t.speaker, t.confidence, ts_rank(t.search, q) AS rank, \
+                t.text, t.speaker, \
+                CASE WHEN t.source = 'ocr' THEN t.confidence / 100 ELSE t.confidence END \
+                    AS confidence, \
+                ts_rank(t.search, q) AS rank, \
                 count(*) OVER () AS total \
          FROM text_spans t \
          JOIN files f ON f.file_uuid = t.file_uuid, \

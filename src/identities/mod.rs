@@ -89,7 +89,8 @@ pub fn disk_ids(dir: &Path) -> io::Result<BTreeSet<String>> {
 /// Whether the index lists exactly `on_disk`, each id once.
 fn index_matches(dir: &Path, on_disk: &BTreeSet<String>) -> bool {
     let Ok(text) = std::fs::read_to_string(dir.join(INDEX_FILE)) else {
-        return false;
+        // An empty library needs no index yet: the first change writes it.
+        return on_disk.is_empty();
     };
     let Ok(index) = serde_json::from_str::<Index>(&text) else {
         return false;
@@ -103,7 +104,8 @@ fn index_matches(dir: &Path, on_disk: &BTreeSet<String>) -> bool {
 pub async fn report(dir: PathBuf, pool: &PgPool) -> Result<IdentitiesReport, sqlx::Error> {
     let scan = tokio::task::spawn_blocking(move || {
         if !dir.is_dir() {
-            return (false, BTreeSet::new(), false);
+            // No folder yet is an empty library, made on the first change.
+            return (false, BTreeSet::new(), true);
         }
         let ids = disk_ids(&dir).unwrap_or_default();
         let index_ok = index_matches(&dir, &ids);

@@ -104,6 +104,9 @@ impl StepContext<'_> {
             "1".as_ref(),
             "-ar".as_ref(),
             "16000".as_ref(),
+            // Gaps (undecodable packets) are filled with silence, so times stay true.
+            "-af".as_ref(),
+            "aresample=async=1:first_pts=0".as_ref(),
             "-c:a".as_ref(),
             "pcm_s16le".as_ref(),
             "-f".as_ref(),
@@ -172,9 +175,13 @@ pub async fn run_script(
             .collect(),
         stdin: Some(request.to_string().into_bytes()),
     };
+    // Isolated (`-I`): the scripts folder is not put on the import path, so a file dropped
+    // there cannot stand in for a library, and no PYTHON* variable or user site is read.
+    let args = [OsStr::new("-I"), script.as_os_str()];
     let done = runner
-        .run_with(python.as_os_str(), [&script], &input, tools.timeout)
-        .await?;
+        .run_with(python.as_os_str(), args, &input, tools.timeout)
+        .await
+        .map_err(|error| StepError::new(plain_reason(&error.to_string(), tools)))?;
     let text = String::from_utf8_lossy(&done.stdout);
     match serde_json::from_str::<Value>(text.trim()) {
         Ok(value) if value.is_object() => Ok(value),
@@ -186,6 +193,35 @@ pub async fn run_script(
             )))
         }
     }
+}
+
+/// A script's failure as operators see it: without Python's traceback frames (the script's
+/// own message is on its first line) and with the install's folders named, not spelled out.
+fn plain_reason(reason: &str, tools: &Tools) -> String {
+    let env = &tools.scripts;
+    let mut kept: Vec<&str> = Vec::new();
+    let mut in_traceback = false;
+    for line in reason.lines() {
+        if line.starts_with("Traceback (most recent call last)") {
+            in_traceback = true;
+            continue;
+        }
+        if in_traceback && (line.starts_with(' ') || line.trim().is_empty()) {
+            continue;
+        }
+        in_traceback = false;
+        kept.push(line);
+    }
+    let mut text = kept.join("\n");
+    for (folder, name) in [
+        (&env.env_dir, "<python env>"),
+        (&env.scripts_dir, "<scripts>"),
+        (&env.models_dir, "<models>"),
+        (&tools.data_dir, "<data>"),
+    ] {
+        text = text.replace(&folder.display().to_string(), name);
+    }
+    text
 }
 
 pub fn output_dir(data_dir: &Path) -> PathBuf {

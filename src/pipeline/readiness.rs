@@ -311,6 +311,7 @@ fn script_check(python: &Path, script: &Path) -> bool {
     }
     let mut command = Command::new(python);
     command
+        .arg("-I")
         .arg(script)
         .arg("--check")
         .envs(OFFLINE_ENV.iter().copied())

@@ -54,6 +54,23 @@ pub fn is_known(name: &str) -> bool {
     DEPENDENCIES.iter().any(|(n, _)| *n == name)
 }
 
+/// Processors that depend, directly or not, on any of `names` (not `names` themselves).
+pub fn dependents_of(names: &[&str]) -> Vec<&'static str> {
+    let mut found: Vec<&'static str> = Vec::new();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for (name, deps) in DEPENDENCIES {
+            let needs = deps.iter().any(|d| names.contains(d) || found.contains(d));
+            if needs && !found.contains(name) && !names.contains(name) {
+                found.push(name);
+                changed = true;
+            }
+        }
+    }
+    found
+}
+
 pub fn dependencies(name: &str) -> &'static [&'static str] {
     DEPENDENCIES
         .iter()
@@ -118,6 +135,15 @@ mod tests {
         let names: Vec<&str> = plan.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, ["cut", "scene", "yolo", "visual_chunk"]);
         assert_eq!(plan[3].1, ["yolo", "cut"]);
+    }
+
+    #[test]
+    fn dependents_follow_the_chain() {
+        assert_eq!(dependents_of(&["asr"]), ["asrx"]);
+        let mut of_cut = dependents_of(&["cut"]);
+        of_cut.sort_unstable();
+        assert_eq!(of_cut, ["scene", "visual_chunk"]);
+        assert!(dependents_of(&["ocr"]).is_empty());
     }
 
     #[test]

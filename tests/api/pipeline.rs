@@ -149,6 +149,10 @@ async fn a_video_goes_through_cut_scene_and_ocr_to_the_truth() {
         (5.5..=6.6).contains(&hit["start"].as_f64().unwrap()),
         "{hit}"
     );
+    assert!(
+        (0.5..=1.0).contains(&hit["confidence"].as_f64().unwrap()),
+        "{hit}"
+    );
     let (_, spoken) = app
         .get_with_key("/api/v1/search?q=reelbase&source=asr", &key)
         .await;
@@ -351,6 +355,12 @@ async fn requests_the_pipeline_cannot_take_are_refused_clearly() {
             400,
             "bad_request",
         ),
+        (
+            "/api/v1/jobs/1/retry".to_owned(),
+            json!({"processor": "bogus"}),
+            400,
+            "bad_request",
+        ),
     ];
     for (path, body, status, code) in cases {
         let (got, answer) = app.post_json(&path, &key, &body).await;
@@ -477,6 +487,17 @@ async fn an_audio_file_gets_only_what_applies_to_it() {
     let (status, body) = process(&app, &key, &uuid, json!({})).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["processors"], json!(["asr", "asrx"]));
+    // Named explicitly, what needs a picture is refused for sound; an empty list asks nothing.
+    let (status, body) = process(&app, &key, &uuid, json!({"processors": ["ocr"]})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("processor_unavailable"))
+    );
+    let (status, body) = process(&app, &key, &uuid, json!({"processors": []})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
 
     // Without a Python environment nothing applies to sound, and the refusal says why.
     let (app, key, root) = pipeline_app(|s| {
