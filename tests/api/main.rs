@@ -22,4 +22,5 @@ mod public_health;
 mod sftpgo_stats;
 mod shutdown;
 mod uploads;
+mod vectors;
 mod workers;
