@@ -128,12 +128,18 @@ impl Application {
         if settings.workers > 0 {
             background.push(worker::spawn(
                 db.clone(),
-                tools(&settings),
+                tools(&settings, &db.pool),
                 Arc::new(pipeline_checker(&settings)),
                 worker_config(&settings),
                 stop_background.subscribe(),
             ));
         }
+
+        background.push(spawn_face_reindex(
+            db.pool.clone(),
+            tools(&settings, &db.pool).vectors,
+            stop_background.subscribe(),
+        ));
 
         let jwt_secret = keys::load_or_create(&settings)?;
         password::warm_up();
@@ -146,7 +152,7 @@ impl Application {
             registrar,
             library: Arc::new(crate::identities::library::Library::new(
                 settings.identities_dir.clone(),
-                tools(&settings),
+                tools(&settings, &db.pool),
             )),
             settings: Arc::new(settings),
             db,
@@ -212,6 +218,31 @@ impl Application {
     }
 }
 
+/// Brings the vector store up to date with the library's face vectors once, retrying while
+/// PostgreSQL or the store is not there yet.
+fn spawn_face_reindex(
+    pool: sqlx::PgPool,
+    store: Arc<crate::vectors::VectorStore>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match crate::identities::matching::reindex(&pool, &store).await {
+                Ok(0) => return,
+                Ok(written) => {
+                    tracing::info!(written, backend = store.backend(), "face vectors indexed");
+                    return;
+                }
+                Err(error) => tracing::warn!(%error, "face vectors not indexed yet; retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    })
+}
+
 pub fn pipeline_checker(settings: &Settings) -> PipelineChecker {
     PipelineChecker::new(CheckerPaths {
         scripts_dir: settings.scripts_dir.clone(),
@@ -223,7 +254,8 @@ pub fn pipeline_checker(settings: &Settings) -> PipelineChecker {
     })
 }
 
-pub fn tools(settings: &Settings) -> Tools {
+/// What processors and the identity library use; `pool` backs the pgvector store.
+pub fn tools(settings: &Settings, pool: &sqlx::PgPool) -> Tools {
     Tools {
         ffmpeg: settings.ffmpeg.clone(),
         tesseract: settings.tesseract.clone(),
@@ -238,6 +270,7 @@ pub fn tools(settings: &Settings) -> Tools {
             &settings.models_dir,
         ),
         hashes: Arc::default(),
+        vectors: crate::vectors::from_settings(settings, pool.clone()),
     }
 }
 

@@ -30,6 +30,7 @@ impl From<LibraryError> for ApiError {
             }
             LibraryError::Io(e) => ApiError::unavailable("the identity folder is not writable", &e),
             LibraryError::Database(e) => ApiError::unavailable("identities need PostgreSQL", &e),
+            LibraryError::Store(e) => ApiError::unavailable("identities need the vector store", &e),
         }
     }
 }
@@ -233,7 +234,8 @@ async fn set_binding(
     let track: i32 = track
         .parse()
         .map_err(|_| ApiError::new(ErrorCode::BadRequest, "a track is a whole number"))?;
-    if library::bind(&state.db.pool, file_uuid, track, identity).await? {
+    let store = state.library.vectors();
+    if library::bind(&state.db.pool, store, file_uuid, track, identity).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(

@@ -100,7 +100,7 @@ pub async fn run(settings: &Settings, args: AnalyzeArgs) -> Result<ExitCode, Cli
     config.poll = Duration::from_millis(200);
     let task = worker::spawn(
         db.clone(),
-        tools(settings),
+        tools(settings, &db.pool),
         checker,
         config,
         stopped.clone(),

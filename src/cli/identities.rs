@@ -42,7 +42,7 @@ pub async fn run(settings: &Settings, command: IdentitiesCommand) -> Result<Exit
             .iter()
             .map(|p| std::fs::read(p).map_err(|e| CliError::Usage(format!("{}: {e}", p.display()))))
             .collect::<Result<Vec<_>, _>>()?;
-        let library = Library::new(dir.clone(), crate::app::tools(settings));
+        let library = Library::new(dir.clone(), crate::app::tools(settings, &db.pool));
         let new = NewIdentity {
             name,
             source: "manual".to_owned(),
@@ -75,6 +75,16 @@ pub async fn run(settings: &Settings, command: IdentitiesCommand) -> Result<Exit
         );
         for id in &summary.unreadable {
             println!("unreadable identity.json, left alone: {id}");
+        }
+        let store = crate::app::tools(settings, &db.pool).vectors;
+        let indexed = crate::identities::matching::reindex(&db.pool, &store)
+            .await
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        if indexed > 0 {
+            println!(
+                "{indexed} face vectors written to the vector store ({})",
+                store.backend()
+            );
         }
     }
     let report = identities::report(dir.clone(), &db.pool).await?;

@@ -55,7 +55,7 @@ pub fn run(settings: Settings, notes: LoadNotes, concurrency: Option<u32>) -> Ex
         let (stop, stopped) = watch::channel(false);
         let task = worker::spawn(
             db.clone(),
-            tools(&settings),
+            tools(&settings, &db.pool),
             Arc::new(pipeline_checker(&settings)),
             config,
             stopped,

@@ -71,7 +71,8 @@ pub async fn redis(redis: &Redis, limits: Limits) -> ServiceHealth {
     finish(started, fault, limits)
 }
 
-/// Qdrant: its readiness endpoint, then each collection reelbase uses.
+/// Qdrant: its readiness endpoint, then each collection reelbase uses, with its size and
+/// distance.
 pub async fn qdrant(qdrant: &Qdrant, limits: Limits) -> ServiceHealth {
     let started = Instant::now();
     let fault = match tokio::time::timeout(limits.timeout, qdrant.check()).await {
@@ -87,7 +88,9 @@ fn finish(started: Instant, fault: Option<Fault>, limits: Limits) -> ServiceHeal
     let latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
     let (status, error) = match fault {
         // It answered, but without what we need: degraded, not down.
-        Some(Fault::MissingCollection) => (Status::Degraded, Some(Fault::MissingCollection)),
+        Some(fault @ (Fault::MissingCollection | Fault::CollectionMismatch)) => {
+            (Status::Degraded, Some(fault))
+        }
         Some(fault) => (Status::Error, Some(fault)),
         None if elapsed > limits.slow => (Status::Degraded, Some(Fault::Slow)),
         None => (Status::Ok, None),

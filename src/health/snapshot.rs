@@ -44,6 +44,9 @@ pub enum Fault {
     Slow,
     /// Qdrant answered, but a collection reelbase stores vectors in does not exist.
     MissingCollection,
+    /// Qdrant answered, but a collection has another vector size or distance than reelbase
+    /// stores in it.
+    CollectionMismatch,
     /// Answered with something we did not expect.
     Protocol,
 }
@@ -58,6 +61,7 @@ impl Fault {
             Fault::Unreachable => "unreachable",
             Fault::Slow => "slow",
             Fault::MissingCollection => "missing_collection",
+            Fault::CollectionMismatch => "collection_mismatch",
             Fault::Protocol => "protocol",
         }
     }

@@ -17,6 +17,7 @@ use crate::db::identities as rows;
 use crate::pipeline::context::{StepError, Tools};
 use crate::pipeline::face::find_faces;
 use crate::pipeline::runner::Runner;
+use crate::vectors::{VectorError, VectorStore};
 
 pub const FACES_FILE: &str = "faces.json";
 pub const PROFILE_FILE: &str = "profile.jpg";
@@ -44,6 +45,17 @@ pub enum LibraryError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    #[error("the vector store: {0}")]
+    Store(#[from] VectorError),
+}
+
+impl From<matching::MatchError> for LibraryError {
+    fn from(error: matching::MatchError) -> Self {
+        match error {
+            matching::MatchError::Store(e) => Self::Store(e),
+            matching::MatchError::Database(e) => Self::Database(e),
+        }
+    }
 }
 
 /// A new identity as asked for.
@@ -88,6 +100,10 @@ impl Library {
         &self.dir
     }
 
+    pub fn vectors(&self) -> &VectorStore {
+        &self.tools.vectors
+    }
+
     pub async fn create(
         &self,
         pool: &PgPool,
@@ -129,7 +145,7 @@ impl Library {
         std::fs::rename(&staging, self.dir.join(&id))?;
         self.rewrite_index(pool).await?;
         drop(_guard);
-        matching::rematch_tracks(pool).await?;
+        matching::rematch_tracks(pool, &self.tools.vectors).await?;
         self.view(pool, &id).await
     }
 
@@ -200,16 +216,21 @@ impl Library {
         .bind(new.tmdb_id)
         .execute(&mut *tx)
         .await?;
+        let mut indexed = Vec::with_capacity(faces.len());
         for (photo, face) in &faces {
-            sqlx::query(
-                "INSERT INTO identity_faces (identity_id, photo, vector) VALUES ($1, $2, $3)",
+            let face_id: i64 = sqlx::query_scalar(
+                "INSERT INTO identity_faces (identity_id, photo, vector) VALUES ($1, $2, $3) \
+                 RETURNING id",
             )
             .bind(id)
             .bind(photo)
             .bind(&face.vector)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
+            indexed.push((face_id, id.to_owned(), face.vector.clone()));
         }
+        // Into the store before the commit: a person is never in the library unsearchable.
+        matching::index(&self.tools.vectors, &indexed).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -320,10 +341,18 @@ impl Library {
         tx.commit().await?;
         for other in from {
             let _ = std::fs::remove_dir_all(self.dir.join(other));
+            matching::forget(&self.tools.vectors, other).await?;
         }
+        let moved: Vec<(i64, String, Vec<f32>)> = sqlx::query_as(
+            "SELECT id, identity_id, vector FROM identity_faces WHERE identity_id = $1",
+        )
+        .bind(into)
+        .fetch_all(pool)
+        .await?;
+        matching::index(&self.tools.vectors, &moved).await?;
         self.rewrite_index(pool).await?;
         drop(_guard);
-        matching::rematch_tracks(pool).await?;
+        matching::rematch_tracks(pool, &self.tools.vectors).await?;
         self.view(pool, into).await
     }
 
@@ -344,9 +373,10 @@ impl Library {
             std::fs::remove_dir_all(&folder)?;
         }
         tx.commit().await?;
+        matching::forget(&self.tools.vectors, id).await?;
         self.rewrite_index(pool).await?;
         drop(_guard);
-        matching::rematch_tracks(pool).await?;
+        matching::rematch_tracks(pool, &self.tools.vectors).await?;
         Ok(())
     }
 
@@ -373,6 +403,7 @@ impl Library {
 /// matching). Returns false when the file has no such track.
 pub async fn bind(
     pool: &PgPool,
+    store: &VectorStore,
     file_uuid: &str,
     track: i32,
     identity: Option<&str>,
@@ -394,7 +425,7 @@ pub async fn bind(
         return Ok(false);
     }
     if identity.is_none() {
-        matching::rematch_tracks(pool).await?;
+        matching::rematch_tracks(pool, store).await?;
     }
     Ok(true)
 }

@@ -1,58 +1,126 @@
-//! Matching face vectors against the identity library: the faces of every active identity,
-//! the nearest one to a track, and re-matching stored tracks when the library changes (a new
-//! person, a merge, a deletion), so a change takes effect without a restart or a re-run.
+//! Matching face vectors against the identity library. Every face vector of a known person
+//! lives in the `identity_faces` table (the record) and in the vector store's `reelbase_faces`
+//! collection (the index searched: pgvector, or Qdrant when configured), with its identity in
+//! the payload. Stored tracks are matched again when the library changes (a new person, a
+//! merge, a deletion), so a change takes effect without a restart or a re-run.
 
+use std::collections::HashMap;
+
+use serde_json::json;
 use sqlx::PgPool;
 
-use crate::pipeline::face::tracks::{SAME_PERSON, cosine_distance};
+use crate::pipeline::face::tracks::SAME_PERSON;
+use crate::vectors::{Filter, Point, PointId, Search, VectorError, VectorStore};
 
-/// One face vector of a known person.
-#[derive(Debug, Clone)]
-pub struct Known {
-    pub identity_id: String,
-    pub name: String,
-    pub vector: Vec<f32>,
+pub const COLLECTION: &str = "reelbase_faces";
+/// Hits looked at per search: a point of an identity deleted meanwhile is passed over.
+const CANDIDATES: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MatchError {
+    #[error("the vector store: {0}")]
+    Store(#[from] VectorError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
 }
 
-pub async fn known_faces(pool: &PgPool) -> Result<Vec<Known>, sqlx::Error> {
-    let rows: Vec<(String, String, Vec<f32>)> = sqlx::query_as(
-        "SELECT f.identity_id, i.name, f.vector FROM identity_faces f \
-         JOIN identities i ON i.id = f.identity_id WHERE i.status = 'active' ORDER BY f.id",
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(identity_id, name, vector)| Known {
-            identity_id,
-            name,
-            vector,
-        })
-        .collect())
+/// The names of the active identities, by id.
+pub async fn names(pool: &PgPool) -> Result<HashMap<String, String>, sqlx::Error> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, name FROM identities WHERE status = 'active'")
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().collect())
 }
 
-/// The known face nearest to `vector`, if it is the same person.
-pub fn nearest<'a>(known: &'a [Known], vector: &[f32]) -> Option<(&'a Known, f64)> {
-    known
+/// The known person nearest to `vector` within `SAME_PERSON`, with the cosine distance.
+pub async fn nearest(
+    store: &VectorStore,
+    known: &HashMap<String, String>,
+    vector: &[f32],
+) -> Result<Option<(String, f64)>, VectorError> {
+    if known.is_empty() {
+        return Ok(None);
+    }
+    let search =
+        Search::new(vector.to_vec(), CANDIDATES).score_threshold((1.0 - SAME_PERSON) as f32);
+    let hits = match store.search(COLLECTION, &search).await {
+        Err(VectorError::MissingCollection(_)) => return Ok(None),
+        other => other?,
+    };
+    Ok(hits.into_iter().find_map(|hit| {
+        let id = hit.payload["identity_id"].as_str()?;
+        known
+            .contains_key(id)
+            .then(|| (id.to_owned(), 1.0 - f64::from(hit.score)))
+    }))
+}
+
+/// Puts face vectors (their `identity_faces` ids) into the store.
+pub async fn index(
+    store: &VectorStore,
+    faces: &[(i64, String, Vec<f32>)],
+) -> Result<(), VectorError> {
+    if faces.is_empty() {
+        return Ok(());
+    }
+    store.ensure_collection(COLLECTION, 128).await?;
+    let points: Vec<Point> = faces
         .iter()
-        .map(|k| (k, cosine_distance(&k.vector, vector)))
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .filter(|(_, d)| *d <= SAME_PERSON)
+        .map(|(id, identity, vector)| Point {
+            id: PointId::Num(*id as u64),
+            vector: vector.clone(),
+            payload: json!({"identity_id": identity}),
+        })
+        .collect();
+    store.upsert(COLLECTION, &points).await
+}
+
+/// Removes an identity's face vectors from the store.
+pub async fn forget(store: &VectorStore, identity: &str) -> Result<(), VectorError> {
+    match store
+        .delete_where(COLLECTION, &Filter::new("identity_id", identity))
+        .await
+    {
+        Err(VectorError::MissingCollection(_)) => Ok(()),
+        other => other,
+    }
+}
+
+/// Makes the store hold every face vector of the database when their counts differ (a new
+/// store, a switch from pgvector to Qdrant, a library restored from its folder). Returns how
+/// many were written.
+pub async fn reindex(pool: &PgPool, store: &VectorStore) -> Result<usize, MatchError> {
+    let in_db: i64 = sqlx::query_scalar("SELECT count(*) FROM identity_faces")
+        .fetch_one(pool)
+        .await?;
+    store.ensure_collection(COLLECTION, 128).await?;
+    let in_store = store.count(COLLECTION, None).await?;
+    if in_store == in_db as u64 {
+        return Ok(0);
+    }
+    let faces: Vec<(i64, String, Vec<f32>)> =
+        sqlx::query_as("SELECT id, identity_id, vector FROM identity_faces ORDER BY id")
+            .fetch_all(pool)
+            .await?;
+    for chunk in faces.chunks(500) {
+        index(store, chunk).await?;
+    }
+    Ok(faces.len())
 }
 
 /// Matches every track a person did not bind against the library as it is now; returns how
 /// many tracks changed identity.
-pub async fn rematch_tracks(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    let known = known_faces(pool).await?;
+pub async fn rematch_tracks(pool: &PgPool, store: &VectorStore) -> Result<u64, MatchError> {
+    let known = names(pool).await?;
     let tracks: Vec<(i64, Option<String>, Vec<f32>)> =
         sqlx::query_as("SELECT id, identity_id, vector FROM face_tracks WHERE NOT bound")
             .fetch_all(pool)
             .await?;
     let mut changed = 0;
-    let mut tx = pool.begin().await?;
     for (id, current, vector) in tracks {
-        let found = nearest(&known, &vector);
-        let identity = found.map(|(k, _)| k.identity_id.clone());
+        let found = nearest(store, &known, &vector).await?;
+        let identity = found.as_ref().map(|(who, _)| who.clone());
         if identity != current {
             changed += 1;
         }
@@ -60,9 +128,8 @@ pub async fn rematch_tracks(pool: &PgPool) -> Result<u64, sqlx::Error> {
             .bind(&identity)
             .bind(found.map(|(_, d)| d))
             .bind(id)
-            .execute(&mut *tx)
+            .execute(pool)
             .await?;
     }
-    tx.commit().await?;
     Ok(changed)
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::classify;
 use crate::config::{Secret, ServiceUrl};
@@ -44,7 +44,8 @@ impl Qdrant {
         )
     }
 
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    /// A request to `path` under the base URL, with the API key when one is configured.
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let request = self.client.request(method, self.url(path));
         match &self.api_key {
             Some(key) => request.header("api-key", key.expose()),
@@ -52,20 +53,27 @@ impl Qdrant {
         }
     }
 
-    /// Ready, with every collection present. `MissingCollection` means Qdrant answered but
-    /// lacks what reelbase needs.
+    /// Ready, with every collection present, of the right size and distance.
+    /// `MissingCollection` and `CollectionMismatch` mean Qdrant answered but lacks what
+    /// reelbase needs.
     pub async fn check(&self) -> Result<(), Fault> {
         let ready = self.request(reqwest::Method::GET, "readyz").send().await;
         status_fault(ready.map_err(|e| classify(&e))?.status())?;
-        for (name, _) in COLLECTIONS {
+        for (name, size) in COLLECTIONS {
             let found = self
                 .request(reqwest::Method::GET, &format!("collections/{name}"))
                 .send();
-            let status = found.await.map_err(|e| classify(&e))?.status();
-            if status == StatusCode::NOT_FOUND {
+            let response = found.await.map_err(|e| classify(&e))?;
+            if response.status() == StatusCode::NOT_FOUND {
                 return Err(Fault::MissingCollection);
             }
-            status_fault(status)?;
+            status_fault(response.status())?;
+            let info: Value = response.json().await.map_err(|_| Fault::Protocol)?;
+            match VectorsConfig::of(&info) {
+                Some(config) if config.size == *size && config.is_cosine() => {}
+                Some(_) => return Err(Fault::CollectionMismatch),
+                None => return Err(Fault::Protocol),
+            }
         }
         Ok(())
     }
@@ -91,6 +99,28 @@ impl Qdrant {
             created.push(*name);
         }
         Ok(created)
+    }
+}
+
+/// A collection's single unnamed vector: `result.config.params.vectors` of
+/// `GET /collections/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VectorsConfig {
+    pub size: usize,
+    pub distance: String,
+}
+
+impl VectorsConfig {
+    pub fn of(info: &Value) -> Option<Self> {
+        let vectors = &info["result"]["config"]["params"]["vectors"];
+        Some(Self {
+            size: usize::try_from(vectors["size"].as_u64()?).ok()?,
+            distance: vectors["distance"].as_str()?.to_owned(),
+        })
+    }
+
+    pub fn is_cosine(&self) -> bool {
+        self.distance == "Cosine"
     }
 }
 

@@ -14,6 +14,7 @@ use super::manifest::HashCache;
 use super::python::{OFFLINE_ENV, ScriptEnv};
 use super::runner::{Input, RunError, Runner};
 use crate::db::files::FileRecord;
+use crate::vectors::VectorStore;
 
 /// Why a step failed, as shown to operators.
 #[derive(Debug)]
@@ -49,6 +50,8 @@ pub struct Tools {
     pub scripts: ScriptEnv,
     /// Hashes of model files, so a model is verified before each run without re-reading it.
     pub hashes: Arc<HashCache>,
+    /// Where face vectors of known people are searched.
+    pub vectors: Arc<VectorStore>,
 }
 
 pub struct StepContext<'a> {

@@ -64,7 +64,9 @@ async fn postgres_down_at_start_still_serves_and_recovers_when_it_comes_back() {
     assert_readiness(&app, false).await;
 
     proxy.set(ProxyMode::Forward).await;
-    let snapshot = app.fresh_snapshot().await;
+    // The migrations are retried in the background once PostgreSQL answers, and may take
+    // longer than one health round (creating pgvector's extension and indexes does).
+    let snapshot = app.snapshot_where(|s| s.is_ready()).await;
 
     assert_eq!(snapshot.service("postgres").unwrap().status, Status::Ok);
     assert_eq!(public_status(&app).await, "ok");

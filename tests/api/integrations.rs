@@ -66,6 +66,25 @@ async fn a_deleted_collection_degrades_qdrant_with_its_reason() {
 }
 
 #[tokio::test]
+async fn a_collection_of_another_size_degrades_qdrant_and_is_left_alone() {
+    let qdrant = QdrantStub::start(None).await;
+    qdrant.make_collection("reelbase_faces", 512, "Cosine");
+    let (app, key) =
+        spawn_app_with_key(Role::User, |s| s.qdrant_url = Some(url(&qdrant.url()))).await;
+
+    let report = detailed(&app, &key).await;
+
+    assert_eq!(report["services"]["qdrant"]["status"], "degraded");
+    assert_eq!(report["services"]["qdrant"]["error"], "collection_mismatch");
+    assert_eq!(
+        qdrant.collections()["reelbase_faces"]["size"],
+        512,
+        "never recreated"
+    );
+    assert_eq!(qdrant.collections()["reelbase_transcripts"]["size"], 384);
+}
+
+#[tokio::test]
 async fn qdrant_faults_are_classified_and_it_recovers() {
     let qdrant = QdrantStub::start(None).await;
     let (app, key) = spawn_app_with_key(Role::User, |s| {

@@ -24,4 +24,5 @@ mod sftpgo_stats;
 mod shutdown;
 mod speech;
 mod uploads;
+mod vectors;
 mod workers;

@@ -6,6 +6,7 @@
 
 pub mod tracks;
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
@@ -14,7 +15,7 @@ use serde_json::{Value, json};
 use super::context::{StepContext, StepError, Tools, run_script};
 use super::runner::Runner;
 use crate::db::results;
-use crate::identities::matching::{self, Known};
+use crate::identities::matching;
 use tracks::{Detection, SAME_PERSON, Track};
 
 /// Samples per second, and the most samples of one file (a long file is sampled more
@@ -135,7 +136,7 @@ pub async fn run(ctx: &StepContext<'_>) -> Result<Value, StepError> {
     };
     // One missed sample may lie inside a track.
     let tracks = tracks::link(detections, shot_of, 2.5 / rate);
-    let known = matching::known_faces(ctx.pool).await?;
+    let known = matching::names(ctx.pool).await?;
     let bound = bound_tracks(ctx).await?;
     let vectors: Vec<Vec<f32>> = tracks.iter().map(Track::vector).collect();
     let clusters = tracks::cluster(&vectors);
@@ -148,8 +149,11 @@ pub async fn run(ctx: &StepContext<'_>) -> Result<Value, StepError> {
         });
         let (identity, distance, is_bound) = match carried {
             Some(b) => (Some(b.identity_id.clone()), None, true),
-            None => match matching::nearest(&known, &vectors[i]) {
-                Some((who, d)) => (Some(who.identity_id.clone()), Some(d), false),
+            None => match matching::nearest(&ctx.tools.vectors, &known, &vectors[i])
+                .await
+                .map_err(|e| StepError::new(format!("the vector store: {e}")))?
+            {
+                Some((who, d)) => (Some(who), Some(d), false),
                 None => (None, None, false),
             },
         };
@@ -300,19 +304,12 @@ async fn store(ctx: &StepContext<'_>, rows: &[TrackRow<'_>]) -> Result<(), StepE
 
 fn document(
     rows: &[TrackRow<'_>],
-    known: &[Known],
+    known: &HashMap<String, String>,
     samples: usize,
     faces: usize,
     rate: f64,
 ) -> Value {
-    let name_of = |id: &Option<String>| {
-        id.as_ref().and_then(|id| {
-            known
-                .iter()
-                .find(|k| &k.identity_id == id)
-                .map(|k| k.name.clone())
-        })
-    };
+    let name_of = |id: &Option<String>| id.as_ref().and_then(|id| known.get(id).cloned());
     let tracks: Vec<Value> = rows
         .iter()
         .map(|row| {

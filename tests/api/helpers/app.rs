@@ -162,6 +162,23 @@ impl TestApp {
             .expect("the health monitor keeps publishing rounds")
     }
 
+    /// The first snapshot from a round started after this call for which `wanted` holds,
+    /// for states that take more than one round to reach (migrations retried in the
+    /// background). Gives up after 15 s.
+    pub async fn snapshot_where(&self, wanted: impl Fn(&Snapshot) -> bool) -> Arc<Snapshot> {
+        let waiting = async {
+            loop {
+                let snapshot = self.fresh_snapshot().await;
+                if wanted(&snapshot) {
+                    return snapshot;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(15), waiting)
+            .await
+            .expect("the awaited health state arrives")
+    }
+
     /// Stops the server the way a signal would and returns how it ended.
     pub async fn shutdown(mut self) -> Result<(), StartupError> {
         if let Some(stop) = self.shutdown.take() {

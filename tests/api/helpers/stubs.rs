@@ -1,5 +1,5 @@
 //! Loopback stubs of the services that cannot run here, shaped like their published REST
-//! APIs (Qdrant's `/readyz` and `/collections/{name}`, TMDb's `/3/configuration`, SFTPGo's
+//! APIs (Qdrant's collections and points, TMDb's `/3/configuration`, SFTPGo's
 //! `/healthz`, `/api/v2/token` and `/api/v2/status`), which a test can make slow, failing,
 //! rate-limiting or forgetful.
 
@@ -11,14 +11,16 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::{Value, json};
+use serde_json::json;
 
+mod qdrant;
 mod sftpgo;
 mod tmdb_cast;
+pub use qdrant::QdrantStub;
 pub use sftpgo::{SftpgoRequests, SftpgoStub};
 pub use tmdb_cast::TmdbCastStub;
 
@@ -39,134 +41,6 @@ async fn start(router: Router) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     addr
-}
-
-#[derive(Default)]
-struct QdrantState {
-    collections: Mutex<HashMap<String, Value>>,
-    behaviour: Mutex<Behaviour>,
-    api_key: Option<String>,
-}
-
-#[derive(Clone)]
-pub struct QdrantStub {
-    pub addr: SocketAddr,
-    state: Arc<QdrantState>,
-}
-
-impl QdrantStub {
-    pub async fn start(api_key: Option<&str>) -> Self {
-        let state = Arc::new(QdrantState {
-            api_key: api_key.map(str::to_owned),
-            ..Default::default()
-        });
-        let router = Router::new()
-            .route("/readyz", get(qdrant_ready))
-            .route(
-                "/collections/{name}",
-                get(qdrant_get).put(qdrant_put).delete(qdrant_delete),
-            )
-            .with_state(state.clone());
-        Self {
-            addr: start(router).await,
-            state,
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn set(&self, behaviour: Behaviour) {
-        *self.state.behaviour.lock().unwrap() = behaviour;
-    }
-
-    pub fn collections(&self) -> HashMap<String, Value> {
-        self.state.collections.lock().unwrap().clone()
-    }
-
-    pub fn drop_collection(&self, name: &str) {
-        self.state.collections.lock().unwrap().remove(name);
-    }
-}
-
-/// Applies the behaviour and the API key check shared by every route; `Some` short-circuits.
-async fn qdrant_gate(state: &QdrantState, headers: &HeaderMap) -> Option<Response> {
-    let behaviour = *state.behaviour.lock().unwrap();
-    match behaviour {
-        Behaviour::Slow(delay) => tokio::time::sleep(delay).await,
-        Behaviour::ServerError => {
-            let body = json!({"status": {"error": "Service internal error"}, "time": 0.0});
-            return Some((StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response());
-        }
-        _ => {}
-    }
-    let presented = headers.get("api-key").and_then(|v| v.to_str().ok());
-    match &state.api_key {
-        Some(key) if presented != Some(key.as_str()) => {
-            Some((StatusCode::UNAUTHORIZED, "Invalid api-key").into_response())
-        }
-        _ => None,
-    }
-}
-
-async fn qdrant_ready(State(state): State<Arc<QdrantState>>, headers: HeaderMap) -> Response {
-    if let Some(refused) = qdrant_gate(&state, &headers).await {
-        return refused;
-    }
-    "all shards are ready".into_response()
-}
-
-async fn qdrant_get(
-    State(state): State<Arc<QdrantState>>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(refused) = qdrant_gate(&state, &headers).await {
-        return refused;
-    }
-    match state.collections.lock().unwrap().get(&name) {
-        Some(vectors) => {
-            let result = json!({"status": "green", "points_count": 0,
-                "config": {"params": {"vectors": vectors}}});
-            Json(json!({"result": result, "status": "ok", "time": 0.0})).into_response()
-        }
-        None => {
-            let error = format!("Not found: Collection `{name}` doesn't exist!");
-            (
-                StatusCode::NOT_FOUND,
-                Json(json!({"status": {"error": error}, "time": 0.0})),
-            )
-                .into_response()
-        }
-    }
-}
-
-async fn qdrant_put(
-    State(state): State<Arc<QdrantState>>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
-    if let Some(refused) = qdrant_gate(&state, &headers).await {
-        return refused;
-    }
-    let vectors = body["vectors"].clone();
-    if !vectors["size"].is_u64() || !vectors["distance"].is_string() {
-        let error =
-            json!({"status": {"error": "Bad request: missing vectors config"}, "time": 0.0});
-        return (StatusCode::BAD_REQUEST, Json(error)).into_response();
-    }
-    state.collections.lock().unwrap().insert(name, vectors);
-    Json(json!({"result": true, "status": "ok", "time": 0.0})).into_response()
-}
-
-async fn qdrant_delete(
-    State(state): State<Arc<QdrantState>>,
-    Path(name): Path<String>,
-) -> Response {
-    let existed = state.collections.lock().unwrap().remove(&name).is_some();
-    Json(json!({"result": existed, "status": "ok", "time": 0.0})).into_response()
 }
 
 struct TmdbState {
