@@ -574,3 +574,65 @@ async fn sync_from_disk_brings_back_face_vectors() {
         .unwrap();
     assert_eq!(again.faces_restored, 0, "restored once, not twice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_qdrant_as_the_vector_store_faces_are_named_the_same() {
+    use reelbase::config::{Secret, ServiceUrl};
+    let qdrant = crate::helpers::stubs::QdrantStub::start(Some("qdrant-key-3")).await;
+    let address = ServiceUrl::new(url::Url::parse(&qdrant.url()).unwrap());
+    let (app, key, root) = pipeline_app(|s| {
+        s.qdrant_url = Some(address.clone());
+        s.qdrant_api_key = Some(Secret::new("qdrant-key-3"));
+    })
+    .await;
+    let (status, person) = app
+        .post_json(
+            "/api/v1/identities",
+            &key,
+            &json!({"name": "Joe Biden", "photos": [base64_of("biden.jpg")]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{person}");
+    let in_pgvector: i64 = sqlx::query_scalar("SELECT count(*) FROM vectors_reelbase_faces")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(in_pgvector, 0, "the vectors went to Qdrant, not pgvector");
+    let path = root.join("one-person.mp4");
+    make_face_video(&path, 6.0, &[("biden.jpg", 1.0, 5.0)]);
+    let (_, body) = app.register(&key, &path).await;
+    let uuid = body["file_uuid"].as_str().unwrap().to_owned();
+    let (status, _) = app
+        .post_json(
+            &format!("/api/v1/files/{uuid}/process"),
+            &key,
+            &json!({"processors": ["face"]}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let progress = app
+        .wait_for_job(&key, &uuid, Duration::from_secs(120))
+        .await;
+    assert_eq!(progress["job_status"], "completed", "{progress}");
+    let found = tracks(&app, &key, &uuid).await;
+    let named = labels_during(&found, 1.5, 4.5);
+    assert!(
+        !named.is_empty() && named.iter().all(|l| l == "Joe Biden"),
+        "{found:?}"
+    );
+    // Deleting the person takes their vectors out of Qdrant too: nobody is named.
+    let id = person["id"].as_str().unwrap();
+    let response = app
+        .client
+        .delete(app.url(&format!("/api/v1/identities/{id}")))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let found = tracks(&app, &key, &uuid).await;
+    assert!(
+        found.iter().all(|t| t["identity_id"].is_null()),
+        "{found:?}"
+    );
+}
