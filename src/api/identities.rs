@@ -170,6 +170,15 @@ pub async fn file_faces(
     Path(file_uuid): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     check_uuid(&file_uuid)?;
+    let known = crate::db::files::get(&state.db.pool, &file_uuid)
+        .await
+        .map_err(LibraryError::from)?;
+    if known.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::FileNotFound,
+            "no such file is registered",
+        ));
+    }
     let rows = sqlx::query(
         "SELECT t.track, t.shot, t.start_time, t.end_time, t.detections, t.cluster, \
          t.identity_id, i.name, t.distance, t.bound FROM face_tracks t \

@@ -166,7 +166,14 @@ impl Library {
         }
         let found = find_faces(&self.runner, &self.tools, &pictures)
             .await
-            .map_err(|StepError(reason)| LibraryError::Faces(reason))?;
+            .map_err(|StepError(reason)| {
+                // face.py names a picture it cannot decode; that is the photo's fault.
+                if reason.contains("cannot read frame") || reason.contains("is not an RGB image") {
+                    LibraryError::InvalidPhoto("a photo could not be decoded as an image".into())
+                } else {
+                    LibraryError::Faces(reason)
+                }
+            })?;
         // The most confident face of each photo; every photo must show one.
         let mut faces = Vec::new();
         for (i, (path, _)) in pictures.iter().enumerate() {
@@ -292,6 +299,9 @@ impl Library {
         into: &str,
         from: &[String],
     ) -> Result<IdentityView, LibraryError> {
+        let mut from: Vec<String> = from.to_vec();
+        from.sort();
+        from.dedup();
         if from.is_empty() || from.iter().any(|f| f == into) {
             return Err(LibraryError::Invalid(
                 "`from` must list other identities to merge into this one".into(),
@@ -299,30 +309,44 @@ impl Library {
         }
         let _guard = self.writing.lock().await;
         record(pool, into).await?;
-        for other in from {
+        for other in &from {
             record(pool, other).await?;
         }
         let target = self.dir.join(into);
+        std::fs::create_dir_all(&target)?;
         let mut listed = read_faces(&target);
+        let mut next = next_photo_number(&target);
         let mut tx = pool.begin().await?;
-        for other in from {
+        for other in &from {
             let folder = self.dir.join(other);
             for mut face in read_faces(&folder) {
                 if let Some(photo) = face["photo"].as_str().map(str::to_owned) {
-                    let moved = format!("{other}-{photo}");
-                    let _ = std::fs::rename(folder.join(&photo), target.join(&moved));
+                    // Renumbered in the target folder: names never grow with merges.
+                    let kind = Path::new(&photo)
+                        .extension()
+                        .map_or("jpg".to_owned(), |e| e.to_string_lossy().into_owned());
+                    let moved = format!("photo-{next}.{kind}");
+                    next += 1;
+                    std::fs::rename(folder.join(&photo), target.join(&moved))?;
+                    sqlx::query(
+                        "UPDATE identity_faces SET identity_id = $1, photo = $2 \
+                         WHERE identity_id = $3 AND photo = $4",
+                    )
+                    .bind(into)
+                    .bind(&moved)
+                    .bind(other)
+                    .bind(&photo)
+                    .execute(&mut *tx)
+                    .await?;
                     face["photo"] = json!(moved);
                 }
                 listed.push(face);
             }
-            sqlx::query(
-                "UPDATE identity_faces SET identity_id = $1, photo = $2 || '-' || photo \
-                 WHERE identity_id = $2",
-            )
-            .bind(into)
-            .bind(other)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("UPDATE identity_faces SET identity_id = $1 WHERE identity_id = $2")
+                .bind(into)
+                .bind(other)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("UPDATE face_tracks SET identity_id = $1 WHERE identity_id = $2")
                 .bind(into)
                 .bind(other)
@@ -333,23 +357,22 @@ impl Library {
                 .execute(&mut *tx)
                 .await?;
         }
-        std::fs::create_dir_all(&target)?;
         write_atomic(
             &target.join(FACES_FILE),
             &serde_json::to_vec_pretty(&json!({"faces": listed})).map_err(std::io::Error::other)?,
         )?;
-        tx.commit().await?;
-        for other in from {
-            let _ = std::fs::remove_dir_all(self.dir.join(other));
-            matching::forget(&self.tools.vectors, other).await?;
-        }
+        // The moved vectors carry their new identity in the store before the commit.
         let moved: Vec<(i64, String, Vec<f32>)> = sqlx::query_as(
             "SELECT id, identity_id, vector FROM identity_faces WHERE identity_id = $1",
         )
         .bind(into)
-        .fetch_all(pool)
+        .fetch_all(&mut *tx)
         .await?;
         matching::index(&self.tools.vectors, &moved).await?;
+        tx.commit().await?;
+        for other in &from {
+            let _ = std::fs::remove_dir_all(self.dir.join(other));
+        }
         self.rewrite_index(pool).await?;
         drop(_guard);
         matching::rematch_tracks(pool, &self.tools.vectors).await?;
@@ -368,12 +391,12 @@ impl Library {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        matching::forget(&self.tools.vectors, id).await?;
+        tx.commit().await?;
         let folder = self.dir.join(id);
         if folder.exists() {
             std::fs::remove_dir_all(&folder)?;
         }
-        tx.commit().await?;
-        matching::forget(&self.tools.vectors, id).await?;
         self.rewrite_index(pool).await?;
         drop(_guard);
         matching::rematch_tracks(pool, &self.tools.vectors).await?;
@@ -536,6 +559,27 @@ async fn record(pool: &PgPool, id: &str) -> Result<IdentityRecord, LibraryError>
         status,
         tmdb_id,
     })
+}
+
+/// One more than the highest `photo-N` in a folder.
+fn next_photo_number(folder: &Path) -> usize {
+    std::fs::read_dir(folder)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.strip_prefix("photo-")?
+                        .split('.')
+                        .next()?
+                        .parse::<usize>()
+                        .ok()
+                })
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+        + 1
 }
 
 fn read_faces(folder: &Path) -> Vec<Value> {

@@ -87,16 +87,30 @@ pub async fn forget(store: &VectorStore, identity: &str) -> Result<(), VectorErr
     }
 }
 
-/// Makes the store hold every face vector of the database when their counts differ (a new
-/// store, a switch from pgvector to Qdrant, a library restored from its folder). Returns how
-/// many were written.
+/// Makes the store hold exactly the database's face vectors: points whose row is gone are
+/// deleted (point ids are `identity_faces` ids, all issued by its sequence, so every id that
+/// ever existed is at most the sequence's last value), and when the counts then differ (a new
+/// store, a switch to Qdrant, rows restored from the folder) every vector is written again.
+/// Returns how many were written.
 pub async fn reindex(pool: &PgPool, store: &VectorStore) -> Result<usize, MatchError> {
-    let in_db: i64 = sqlx::query_scalar("SELECT count(*) FROM identity_faces")
-        .fetch_one(pool)
-        .await?;
     store.ensure_collection(COLLECTION, 128).await?;
-    let in_store = store.count(COLLECTION, None).await?;
-    if in_store == in_db as u64 {
+    let present: Vec<i64> = sqlx::query_scalar("SELECT id FROM identity_faces ORDER BY id")
+        .fetch_all(pool)
+        .await?;
+    let issued: i64 = sqlx::query_scalar(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM identity_faces_id_seq",
+    )
+    .fetch_one(pool)
+    .await?;
+    let present_set: std::collections::HashSet<i64> = present.iter().copied().collect();
+    let gone: Vec<PointId> = (1..=issued)
+        .filter(|id| !present_set.contains(id))
+        .map(|id| PointId::Num(id as u64))
+        .collect();
+    for chunk in gone.chunks(1000) {
+        store.delete(COLLECTION, chunk).await?;
+    }
+    if store.count(COLLECTION, None).await? == present.len() as u64 {
         return Ok(0);
     }
     let faces: Vec<(i64, String, Vec<f32>)> =

@@ -130,16 +130,20 @@ impl TmdbPeople {
     /// A profile photo's bytes.
     pub async fn photo(&self, profile_path: &str) -> Result<Vec<u8>, TmdbError> {
         let name = profile_path.trim_start_matches('/');
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-        {
+        let plain = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+        if !plain || name.starts_with('.') || !name.bytes().any(|b| b.is_ascii_alphanumeric()) {
             return Err(TmdbError::Protocol("an unusable profile path".into()));
         }
         let cached = self.cache.join("photos").join(name);
         if let Ok(bytes) = std::fs::read(&cached) {
             return Ok(bytes);
+        }
+        // A photo TMDb said it does not have is remembered too, so a second run stays offline.
+        let missing = self.cache.join("photos").join(format!("{name}.missing"));
+        if missing.exists() {
+            return Err(TmdbError::NotFound("such profile photo".into()));
         }
         let config = self.json("configuration", &[]).await?;
         let images = &config["images"];
@@ -159,12 +163,13 @@ impl TmdbPeople {
             "original"
         };
         let url = format!("{}/{size}/{name}", base.trim_end_matches('/'));
-        let bytes = self.fetch(&url, &[], false).await?;
-        if bytes.len() > MAX_PHOTO {
-            return Err(TmdbError::Protocol(
-                "a profile photo larger than 8 MiB".into(),
-            ));
-        }
+        let bytes = match self.fetch(&url, &[], false).await {
+            Err(TmdbError::NotFound(_)) => {
+                store(&missing, b"")?;
+                return Err(TmdbError::NotFound("such profile photo".into()));
+            }
+            other => other?,
+        };
         store(&cached, &bytes)?;
         Ok(bytes)
     }
@@ -211,13 +216,7 @@ impl TmdbPeople {
                 .await
                 .map_err(|e| TmdbError::Unreachable(classify(&e).as_str().to_owned()))?;
             match response.status() {
-                status if status.is_success() => {
-                    let body = response
-                        .bytes()
-                        .await
-                        .map_err(|e| TmdbError::Unreachable(classify(&e).as_str().to_owned()))?;
-                    return Ok(body.to_vec());
-                }
+                status if status.is_success() => return read_capped(response).await,
                 StatusCode::TOO_MANY_REQUESTS => {
                     let wait = response
                         .headers()
@@ -237,6 +236,26 @@ impl TmdbPeople {
             }
         }
     }
+}
+
+/// The body, read piece by piece and refused past `MAX_PHOTO` (a JSON answer is far smaller),
+/// so an endless or huge body never fills memory.
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, TmdbError> {
+    let unreachable = |e: reqwest::Error| TmdbError::Unreachable(classify(&e).as_str().to_owned());
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_PHOTO as u64)
+    {
+        return Err(TmdbError::Protocol("an answer larger than 8 MiB".into()));
+    }
+    let mut body = Vec::new();
+    while let Some(piece) = response.chunk().await.map_err(unreachable)? {
+        if body.len() + piece.len() > MAX_PHOTO {
+            return Err(TmdbError::Protocol("an answer larger than 8 MiB".into()));
+        }
+        body.extend_from_slice(&piece);
+    }
+    Ok(body)
 }
 
 fn store(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -195,6 +195,17 @@ async fn faces_are_tracked_and_named_as_the_library_changes() {
         )
         .await;
     assert_eq!((status, &merged["faces"]), (200, &json!(2)), "{merged}");
+    // The twin's photo moved in under the next number; the folder and faces.json agree.
+    assert!(folder.join("photo-2.jpg").is_file());
+    let faces: Value =
+        serde_json::from_slice(&std::fs::read(folder.join("faces.json")).unwrap()).unwrap();
+    let photos: Vec<&str> = faces["faces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["photo"].as_str().unwrap())
+        .collect();
+    assert_eq!(photos, ["photo-1.jpg", "photo-2.jpg"]);
     assert_synced(&app, &key, 1).await;
 
     // The other person joins too and is named; a track bound by hand stays bound, and
@@ -300,6 +311,11 @@ async fn the_library_refuses_what_it_cannot_use() {
             400,
             "invalid_photo",
         ),
+        (
+            json!({"name": "x", "photos": ["/9j/4AAQSkZJRgABAQ=="]}),
+            400,
+            "invalid_photo",
+        ),
         (json!({"name": "x", "photos": []}), 400, "bad_request"),
         (
             json!({"name": " ", "photos": [base64_of("obama.jpg")]}),
@@ -352,6 +368,13 @@ async fn the_library_refuses_what_it_cannot_use() {
         )
         .await;
     assert_eq!(status, 404);
+    let (status, body) = app
+        .get_with_key(&format!("/api/v1/files/{}/faces", "b".repeat(32)), &key)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("file_not_found"))
+    );
     let anonymous = app
         .client
         .get(app.url("/api/v1/identities"))
@@ -635,4 +658,39 @@ async fn with_qdrant_as_the_vector_store_faces_are_named_the_same() {
         found.iter().all(|t| t["identity_id"].is_null()),
         "{found:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reindexing_drops_vectors_of_rows_that_are_gone() {
+    let (app, key, _) = pipeline_app(|s| s.workers = 0).await;
+    for (name, photo) in [("A", "obama.jpg"), ("B", "biden.jpg")] {
+        let (status, body) = app
+            .post_json(
+                "/api/v1/identities",
+                &key,
+                &json!({"name": name, "photos": [base64_of(photo)]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let count = "SELECT count(*) FROM vectors_reelbase_faces";
+    let points: i64 = sqlx::query_scalar(count)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(points, 2);
+    // A row removed behind the library's back (a restore, a hand edit) leaves a stale point.
+    sqlx::query("DELETE FROM identity_faces WHERE id = (SELECT min(id) FROM identity_faces)")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let store = reelbase::app::tools(&app.settings, &app.pool).vectors;
+    reelbase::identities::matching::reindex(&app.pool, &store)
+        .await
+        .unwrap();
+    let points: i64 = sqlx::query_scalar(count)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(points, 1, "the stale point is gone");
 }

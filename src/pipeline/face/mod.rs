@@ -333,7 +333,12 @@ fn document(
     for row in rows {
         let label = name_of(&row.identity).unwrap_or_else(|| row.cluster.clone());
         let seconds = row.track.end() - row.track.start() + 1.0 / rate;
-        match people.iter_mut().find(|p| p.0 == label) {
+        // One entry per identity (two people may share a name), or per unknown cluster.
+        let same = |p: &(String, Option<String>, usize, f64)| match &row.identity {
+            Some(id) => p.1.as_ref() == Some(id),
+            None => p.1.is_none() && p.0 == label,
+        };
+        match people.iter_mut().find(|p| same(p)) {
             Some(p) => {
                 p.2 += 1;
                 p.3 += seconds;
