@@ -15,7 +15,6 @@ import struct
 import sys
 import traceback
 import wave
-import zipfile
 
 # The LSTM does ~1000 small matmuls per chunk. OpenBLAS threads spin-wait, and
 # on a busy 2-core host they made it 3-5x slower than one thread, which alone
@@ -99,34 +98,24 @@ class _SafeUnpickler(pickle.Unpickler):
 
 
 def _read_checkpoint(fh):
+    # The legacy torch format resemblyzer 0.1.4 ships (its hash is pinned in
+    # models/resemblyzer-encoder.json): pickles of the magic number, protocol
+    # version, sys_info, the object and its storage keys, then per key an
+    # int64 element count and the raw data.
     storages = {}
-    if zipfile.is_zipfile(fh):   # torch >= 1.6: <name>/data.pkl + <name>/data/<key>
-        z = zipfile.ZipFile(fh)
-        pkls = [n for n in z.namelist() if n.endswith("/data.pkl")]
-        if len(pkls) != 1:
-            raise Fail("model zip has no single */data.pkl")
-        up = _SafeUnpickler(z.open(pkls[0]))
-        obj = up.load()
-        for key, dtype in up.wanted.items():
-            storages[key] = np.frombuffer(z.read(pkls[0][:-8] + "data/" + key), dtype)
-    else:
-        # Legacy torch format (what resemblyzer 0.1.4 ships): pickles of the
-        # magic number, protocol version, sys_info, the object and its storage
-        # keys, then per key an int64 element count and the raw data.
-        fh.seek(0)
-        magic, _, info = [_SafeUnpickler(fh).load() for _ in range(3)]
-        if magic != 0x1950A86A20F9469CFC6C or not (
-                isinstance(info, dict) and info.get("little_endian")):
-            raise Fail("model is not a little-endian torch checkpoint")
-        up = _SafeUnpickler(fh)
-        obj = up.load()
-        for key in _SafeUnpickler(fh).load():
-            dtype = np.dtype(up.wanted[str(key)])
-            (numel,) = struct.unpack("<q", fh.read(8))
-            raw = fh.read(numel * dtype.itemsize)
-            if len(raw) != numel * dtype.itemsize:
-                raise Fail("model file is truncated")
-            storages[str(key)] = np.frombuffer(raw, dtype)
+    magic, _, info = [_SafeUnpickler(fh).load() for _ in range(3)]
+    if magic != 0x1950A86A20F9469CFC6C or not (
+            isinstance(info, dict) and info.get("little_endian")):
+        raise Fail("model is not a little-endian torch checkpoint")
+    up = _SafeUnpickler(fh)
+    obj = up.load()
+    for key in _SafeUnpickler(fh).load():
+        dtype = np.dtype(up.wanted[str(key)])
+        (numel,) = struct.unpack("<q", fh.read(8))
+        raw = fh.read(numel * dtype.itemsize)
+        if len(raw) != numel * dtype.itemsize:
+            raise Fail("model file is truncated")
+        storages[str(key)] = np.frombuffer(raw, dtype)
     state = obj.get("model_state") if isinstance(obj, dict) else None
     if not isinstance(state, dict):
         raise Fail("checkpoint has no model_state")
@@ -141,7 +130,7 @@ def load_state(path):
             return _read_checkpoint(fh)
     except OSError as e:
         raise Fail("cannot read model %s: %s" % (path, e.strerror or e))
-    except (pickle.UnpicklingError, EOFError, struct.error, zipfile.BadZipFile,
+    except (pickle.UnpicklingError, EOFError, struct.error,
             KeyError, IndexError, ValueError, TypeError, AttributeError) as e:
         raise Fail("model %s is not a usable torch checkpoint (%s: %s)"
                    % (path, type(e).__name__, e))

@@ -484,31 +484,33 @@ pub async fn appearances(pool: &PgPool, id: &str) -> Result<Vec<Value>, LibraryE
     Ok(spans)
 }
 
+/// The identity columns with their face and track counts.
+const VIEW: &str = "SELECT i.id, i.name, i.source, i.status, i.tmdb_id, \
+     (SELECT count(*) FROM identity_faces f WHERE f.identity_id = i.id) AS faces, \
+     (SELECT count(*) FROM face_tracks t WHERE t.identity_id = i.id) AS appearances \
+     FROM identities i";
+
+fn view_of(row: &sqlx::postgres::PgRow) -> Result<IdentityView, sqlx::Error> {
+    Ok(IdentityView {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        source: row.try_get("source")?,
+        status: row.try_get("status")?,
+        tmdb_id: row.try_get("tmdb_id")?,
+        faces: row.try_get("faces")?,
+        appearances: row.try_get("appearances")?,
+    })
+}
+
 pub async fn view(pool: &PgPool, id: &str) -> Result<Option<IdentityView>, sqlx::Error> {
     if !is_identity_id(id) {
         return Ok(None);
     }
-    let row = sqlx::query(
-        "SELECT i.id, i.name, i.source, i.status, i.tmdb_id, \
-         (SELECT count(*) FROM identity_faces f WHERE f.identity_id = i.id) AS faces, \
-         (SELECT count(*) FROM face_tracks t WHERE t.identity_id = i.id) AS appearances \
-         FROM identities i WHERE i.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await?;
-    row.map(|row| {
-        Ok(IdentityView {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
-            source: row.try_get("source")?,
-            status: row.try_get("status")?,
-            tmdb_id: row.try_get("tmdb_id")?,
-            faces: row.try_get("faces")?,
-            appearances: row.try_get("appearances")?,
-        })
-    })
-    .transpose()
+    let row = sqlx::query(&format!("{VIEW} WHERE i.id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(view_of).transpose()
 }
 
 /// A page of identities by name, with the total.
@@ -517,21 +519,15 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<IdentityView>, i64), sqlx::Error> {
-    let ids: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM identities ORDER BY name, id LIMIT $1 OFFSET $2")
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(pool)
-            .await?;
+    let rows = sqlx::query(&format!("{VIEW} ORDER BY i.name, i.id LIMIT $1 OFFSET $2"))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(pool)
+        .await?;
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM identities")
         .fetch_one(pool)
         .await?;
-    let mut views = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(v) = view(pool, &id).await? {
-            views.push(v);
-        }
-    }
+    let views = rows.iter().map(view_of).collect::<Result<_, _>>()?;
     Ok((views, total))
 }
 

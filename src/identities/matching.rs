@@ -123,21 +123,30 @@ pub async fn reindex(pool: &PgPool, store: &VectorStore) -> Result<usize, MatchE
     Ok(faces.len())
 }
 
+/// A stored track: id, identity, distance, vector.
+type TrackMatch = (i64, Option<String>, Option<f64>, Vec<f32>);
+
 /// Matches every track a person did not bind against the library as it is now; returns how
 /// many tracks changed identity.
 pub async fn rematch_tracks(pool: &PgPool, store: &VectorStore) -> Result<u64, MatchError> {
     let known = names(pool).await?;
-    let tracks: Vec<(i64, Option<String>, Vec<f32>)> =
-        sqlx::query_as("SELECT id, identity_id, vector FROM face_tracks WHERE NOT bound")
+    let tracks: Vec<TrackMatch> =
+        sqlx::query_as("SELECT id, identity_id, distance, vector FROM face_tracks WHERE NOT bound")
             .fetch_all(pool)
             .await?;
     let mut changed = 0;
-    for (id, current, vector) in tracks {
+    for (id, current, distance, vector) in tracks {
         let found = nearest(store, &known, &vector).await?;
         let identity = found.as_ref().map(|(who, _)| who.clone());
-        if identity != current {
-            changed += 1;
+        let same_distance = match (distance, found.as_ref()) {
+            (Some(a), Some((_, b))) => (a - b).abs() < 1e-9,
+            (None, None) => true,
+            _ => false,
+        };
+        if identity == current && same_distance {
+            continue;
         }
+        changed += u64::from(identity != current);
         sqlx::query("UPDATE face_tracks SET identity_id = $1, distance = $2 WHERE id = $3")
             .bind(&identity)
             .bind(found.map(|(_, d)| d))

@@ -39,12 +39,32 @@ async fn assert_synced(app: &TestApp, key: &str, count: u64) {
     panic!("the report never counted {count} identities");
 }
 
+/// A person made from one photo (expecting 201); the new identity.
+async fn create_identity(app: &TestApp, key: &str, name: &str, photo: &str) -> Value {
+    let body = json!({"name": name, "photos": [base64_of(photo)]});
+    let (status, person) = app.post_json("/api/v1/identities", key, &body).await;
+    assert_eq!(status, 201, "{person}");
+    person
+}
+
 async fn tracks(app: &TestApp, key: &str, uuid: &str) -> Vec<Value> {
     let (status, body) = app
         .get_with_key(&format!("/api/v1/files/{uuid}/faces"), key)
         .await;
     assert_eq!(status, 200, "{body}");
     body["tracks"].as_array().unwrap().clone()
+}
+
+/// The one label every track shown during (start, end) has; fails when there is no such
+/// track or they differ.
+fn only_label(tracks: &[Value], start: f64, end: f64) -> String {
+    let labels = labels_during(tracks, start, end);
+    assert!(
+        !labels.is_empty(),
+        "no track during {start}-{end} s: {tracks:?}"
+    );
+    assert!(labels.iter().all(|l| l == &labels[0]), "{labels:?}");
+    labels[0].clone()
 }
 
 /// The tracks shown during (start, end), by label.
@@ -68,30 +88,20 @@ async fn faces_are_tracked_and_named_as_the_library_changes() {
         10.0,
         &[("obama3.jpg", 2.0, 6.0), ("biden.jpg", 6.5, 10.0)],
     );
-    let (status, body) = app.register(&key, &path).await;
-    assert_eq!(status, 201, "{body}");
-    let uuid = body["file_uuid"].as_str().unwrap().to_owned();
-    let (status, queued) = app
-        .post_json(
-            &format!("/api/v1/files/{uuid}/process"),
-            &key,
-            &json!({"processors": ["face"]}),
-        )
-        .await;
-    assert_eq!(status, 202, "{queued}");
+    let uuid = app.register_new(&key, &path).await;
     let progress = app
-        .wait_for_job(&key, &uuid, Duration::from_secs(180))
+        .process_and_wait(&key, &uuid, &["face"], Duration::from_secs(180))
         .await;
     assert_eq!(progress["job_status"], "completed", "{progress}");
 
     // Nobody is known yet: two strangers, each one label, at the right times.
     let found = tracks(&app, &key, &uuid).await;
-    let first = labels_during(&found, 2.5, 5.5);
-    let second = labels_during(&found, 7.0, 9.5);
-    assert!(!first.is_empty() && !second.is_empty(), "{found:?}");
-    assert!(first.iter().all(|l| l == &first[0]) && second.iter().all(|l| l == &second[0]));
-    assert_ne!(first[0], second[0]);
-    assert!(first[0].starts_with("UNKNOWN_"), "{found:?}");
+    let (first, second) = (only_label(&found, 2.5, 5.5), only_label(&found, 7.0, 9.5));
+    assert_ne!(first, second);
+    assert!(
+        first.starts_with("UNKNOWN_") && second.starts_with("UNKNOWN_"),
+        "{found:?}"
+    );
     assert!(
         labels_during(&found, 0.0, 1.5).is_empty(),
         "no face before 2 s: {found:?}"
@@ -114,29 +124,12 @@ async fn faces_are_tracked_and_named_as_the_library_changes() {
     );
 
     // The first person joins the library from another photo: named at once, not the other.
-    let (status, person) = app
-        .post_json(
-            "/api/v1/identities",
-            &key,
-            &json!({"name": "Barack Obama", "photos": [base64_of("obama.jpg")]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{person}");
+    let person = create_identity(&app, &key, "Barack Obama", "obama.jpg").await;
     assert_eq!(person["faces"], 1);
     let id = person["id"].as_str().unwrap().to_owned();
     let found = tracks(&app, &key, &uuid).await;
-    assert!(
-        labels_during(&found, 2.5, 5.5)
-            .iter()
-            .all(|l| l == "Barack Obama"),
-        "{found:?}"
-    );
-    assert!(
-        labels_during(&found, 7.0, 9.5)
-            .iter()
-            .all(|l| l.starts_with("UNKNOWN_")),
-        "{found:?}"
-    );
+    assert_eq!(only_label(&found, 2.5, 5.5), "Barack Obama");
+    assert!(only_label(&found, 7.0, 9.5).starts_with("UNKNOWN_"));
     let (_, seen) = app
         .get_with_key(&format!("/api/v1/identities/{id}/appearances"), &key)
         .await;
@@ -168,24 +161,14 @@ async fn faces_are_tracked_and_named_as_the_library_changes() {
         )
         .await;
     assert_eq!((status, &renamed["name"]), (200, &json!("B. Obama")));
-    assert!(
-        labels_during(&tracks(&app, &key, &uuid).await, 2.5, 5.5)
-            .iter()
-            .all(|l| l == "B. Obama")
-    );
+    let found = tracks(&app, &key, &uuid).await;
+    assert_eq!(only_label(&found, 2.5, 5.5), "B. Obama");
     let on_disk: Value =
         serde_json::from_slice(&std::fs::read(folder.join("identity.json")).unwrap()).unwrap();
     assert_eq!(on_disk["name"], "B. Obama");
 
     // A second identity made from another photo of the same man, merged into the first.
-    let (status, twin) = app
-        .post_json(
-            "/api/v1/identities",
-            &key,
-            &json!({"name": "Obama again", "photos": [base64_of("obama2.jpg")]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{twin}");
+    let twin = create_identity(&app, &key, "Obama again", "obama2.jpg").await;
     assert_synced(&app, &key, 2).await;
     let (status, merged) = app
         .post_json(
@@ -210,21 +193,9 @@ async fn faces_are_tracked_and_named_as_the_library_changes() {
 
     // The other person joins too and is named; a track bound by hand stays bound, and
     // unbound it goes back to matching.
-    let (status, other) = app
-        .post_json(
-            "/api/v1/identities",
-            &key,
-            &json!({"name": "Someone", "photos": [base64_of("biden.jpg")]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{other}");
+    let other = create_identity(&app, &key, "Someone", "biden.jpg").await;
     let found = tracks(&app, &key, &uuid).await;
-    assert!(
-        labels_during(&found, 7.0, 9.5)
-            .iter()
-            .all(|l| l == "Someone"),
-        "{found:?}"
-    );
+    assert_eq!(only_label(&found, 7.0, 9.5), "Someone");
     let stranger = tracks(&app, &key, &uuid)
         .await
         .into_iter()
@@ -242,38 +213,20 @@ async fn faces_are_tracked_and_named_as_the_library_changes() {
             .any(|t| t["label"] == "Someone" && t["bound"] == true),
         "{found:?}"
     );
-    let response = app
-        .client
-        .delete(app.url(&bind))
-        .header("x-api-key", &key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
+    assert_eq!(app.delete_with_key(&bind, &key).await, 204);
     let found = tracks(&app, &key, &uuid).await;
     assert!(found.iter().all(|t| t["bound"] == false), "{found:?}");
-    assert!(
-        labels_during(&found, 7.0, 9.5)
-            .iter()
-            .all(|l| l == "Someone"),
-        "{found:?}"
-    );
+    assert_eq!(only_label(&found, 7.0, 9.5), "Someone");
 
     // Deleted: back to a stranger, folder gone, still in sync.
-    let response = app
-        .client
-        .delete(app.url(&format!("/api/v1/identities/{id}")))
-        .header("x-api-key", &key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
-    assert!(!folder.exists());
-    assert!(
-        labels_during(&tracks(&app, &key, &uuid).await, 2.5, 5.5)
-            .iter()
-            .all(|l| l.starts_with("UNKNOWN_"))
+    assert_eq!(
+        app.delete_with_key(&format!("/api/v1/identities/{id}"), &key)
+            .await,
+        204
     );
+    assert!(!folder.exists());
+    let found = tracks(&app, &key, &uuid).await;
+    assert!(only_label(&found, 2.5, 5.5).starts_with("UNKNOWN_"));
     assert_synced(&app, &key, 1).await;
 }
 
@@ -491,31 +444,14 @@ async fn a_tmdb_cast_becomes_identities_that_name_faces() {
         8.0,
         &[("obama2.jpg", 1.0, 4.0), ("biden.jpg", 4.5, 8.0)],
     );
-    let (_, body) = app.register(&key, &path).await;
-    let uuid = body["file_uuid"].as_str().unwrap().to_owned();
-    let (status, _) = app
-        .post_json(
-            &format!("/api/v1/files/{uuid}/process"),
-            &key,
-            &json!({"processors": ["face"]}),
-        )
-        .await;
-    assert_eq!(status, 202);
+    let uuid = app.register_new(&key, &path).await;
     let progress = app
-        .wait_for_job(&key, &uuid, Duration::from_secs(180))
+        .process_and_wait(&key, &uuid, &["face"], Duration::from_secs(180))
         .await;
     assert_eq!(progress["job_status"], "completed", "{progress}");
     let found = tracks(&app, &key, &uuid).await;
-    let first = labels_during(&found, 1.5, 3.5);
-    let second = labels_during(&found, 5.0, 7.5);
-    assert!(
-        !first.is_empty() && first.iter().all(|l| l == "Barack Obama"),
-        "{found:?}"
-    );
-    assert!(
-        !second.is_empty() && second.iter().all(|l| l == "Joe Biden"),
-        "{found:?}"
-    );
+    assert_eq!(only_label(&found, 1.5, 3.5), "Barack Obama");
+    assert_eq!(only_label(&found, 5.0, 7.5), "Joe Biden");
 
     // Refusals say what is wrong without the key.
     for (body, status, code) in [
@@ -569,14 +505,7 @@ async fn a_tmdb_cast_becomes_identities_that_name_faces() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_from_disk_brings_back_face_vectors() {
     let (app, key, _) = pipeline_app(|s| s.workers = 0).await;
-    let (status, person) = app
-        .post_json(
-            "/api/v1/identities",
-            &key,
-            &json!({"name": "Joe", "photos": [base64_of("biden.jpg")]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{person}");
+    let person = create_identity(&app, &key, "Joe", "biden.jpg").await;
     sqlx::query("DELETE FROM identity_faces")
         .execute(&app.pool)
         .await
@@ -608,14 +537,7 @@ async fn with_qdrant_as_the_vector_store_faces_are_named_the_same() {
         s.qdrant_api_key = Some(Secret::new("qdrant-key-3"));
     })
     .await;
-    let (status, person) = app
-        .post_json(
-            "/api/v1/identities",
-            &key,
-            &json!({"name": "Joe Biden", "photos": [base64_of("biden.jpg")]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{person}");
+    let person = create_identity(&app, &key, "Joe Biden", "biden.jpg").await;
     let in_pgvector: i64 = sqlx::query_scalar("SELECT count(*) FROM vectors_reelbase_faces")
         .fetch_one(&app.pool)
         .await
@@ -623,36 +545,20 @@ async fn with_qdrant_as_the_vector_store_faces_are_named_the_same() {
     assert_eq!(in_pgvector, 0, "the vectors went to Qdrant, not pgvector");
     let path = root.join("one-person.mp4");
     make_face_video(&path, 6.0, &[("biden.jpg", 1.0, 5.0)]);
-    let (_, body) = app.register(&key, &path).await;
-    let uuid = body["file_uuid"].as_str().unwrap().to_owned();
-    let (status, _) = app
-        .post_json(
-            &format!("/api/v1/files/{uuid}/process"),
-            &key,
-            &json!({"processors": ["face"]}),
-        )
-        .await;
-    assert_eq!(status, 202);
+    let uuid = app.register_new(&key, &path).await;
     let progress = app
-        .wait_for_job(&key, &uuid, Duration::from_secs(120))
+        .process_and_wait(&key, &uuid, &["face"], Duration::from_secs(120))
         .await;
     assert_eq!(progress["job_status"], "completed", "{progress}");
     let found = tracks(&app, &key, &uuid).await;
-    let named = labels_during(&found, 1.5, 4.5);
-    assert!(
-        !named.is_empty() && named.iter().all(|l| l == "Joe Biden"),
-        "{found:?}"
-    );
+    assert_eq!(only_label(&found, 1.5, 4.5), "Joe Biden");
     // Deleting the person takes their vectors out of Qdrant too: nobody is named.
     let id = person["id"].as_str().unwrap();
-    let response = app
-        .client
-        .delete(app.url(&format!("/api/v1/identities/{id}")))
-        .header("x-api-key", &key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
+    assert_eq!(
+        app.delete_with_key(&format!("/api/v1/identities/{id}"), &key)
+            .await,
+        204
+    );
     let found = tracks(&app, &key, &uuid).await;
     assert!(
         found.iter().all(|t| t["identity_id"].is_null()),

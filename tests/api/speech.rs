@@ -33,12 +33,6 @@ fn conversation() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-async fn register(app: &TestApp, key: &str, path: &Path) -> String {
-    let (status, body) = app.register(key, path).await;
-    assert_eq!(status, 201, "{body}");
-    body["file_uuid"].as_str().unwrap().to_owned()
-}
-
 async fn result(app: &TestApp, key: &str, uuid: &str, processor: &str) -> Value {
     let (status, body) = app
         .get_with_key(&format!("/api/v1/files/{uuid}/results/{processor}"), key)
@@ -65,7 +59,7 @@ async fn speech_is_transcribed_timed_attributed_and_searchable() {
     let (app, key, root) = pipeline_app(|_| {}).await;
     let path = root.join("conversation.mp4");
     let truth = make_speech_video(&path, &conversation());
-    let uuid = register(&app, &key, &path).await;
+    let uuid = app.register_new(&key, &path).await;
     let (status, queued) = app
         .post_json(
             &format!("/api/v1/files/{uuid}/process"),
@@ -200,17 +194,9 @@ async fn a_file_dropped_beside_the_scripts_cannot_stand_in_for_a_library() {
     let (app, key, root) = pipeline_app(|s| s.scripts_dir = folder).await;
     let path = root.join("one-line.mp4");
     make_speech_video(&path, &conversation()[..1]);
-    let uuid = register(&app, &key, &path).await;
-    let (status, _) = app
-        .post_json(
-            &format!("/api/v1/files/{uuid}/process"),
-            &key,
-            &json!({"processors": ["asr"]}),
-        )
-        .await;
-    assert_eq!(status, 202);
+    let uuid = app.register_new(&key, &path).await;
     let progress = app
-        .wait_for_job(&key, &uuid, Duration::from_secs(120))
+        .process_and_wait(&key, &uuid, &["asr"], Duration::from_secs(120))
         .await;
     assert_eq!(progress["job_status"], "completed", "{progress}");
     let asr = result(&app, &key, &uuid, "asr").await;
@@ -316,7 +302,7 @@ async fn a_broken_environment_turns_speech_off_and_failures_show_their_reason() 
     );
     let path = root.join("short.mp4");
     make_speech_video(&path, &conversation()[..1]);
-    let uuid = register(&app, &key, &path).await;
+    let uuid = app.register_new(&key, &path).await;
     let process = format!("/api/v1/files/{uuid}/process");
     let body = json!({"processors": ["asr"]});
     let (status, refused) = app.post_json(&process, &key, &body).await;
@@ -334,7 +320,7 @@ async fn a_broken_environment_turns_speech_off_and_failures_show_their_reason() 
     .await;
     let path = root.join("short.mp4");
     make_speech_video(&path, &conversation()[..1]);
-    let uuid = register(&app, &key, &path).await;
+    let uuid = app.register_new(&key, &path).await;
     let process = format!("/api/v1/files/{uuid}/process");
     let (status, _) = app
         .post_json(&process, &key, &json!({"processors": ["asrx"]}))

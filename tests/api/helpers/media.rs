@@ -104,6 +104,36 @@ impl TestApp {
         answer(request.header("x-api-key", key).json(body)).await
     }
 
+    /// DELETE with a key; the status.
+    pub async fn delete_with_key(&self, path: &str, key: &str) -> u16 {
+        let request = self.client.delete(self.url(path)).header("x-api-key", key);
+        let response = request.send().await.expect("request reaches the app");
+        response.status().as_u16()
+    }
+
+    /// Registers `path` (expecting a new record) and returns its file_uuid.
+    pub async fn register_new(&self, key: &str, path: &Path) -> String {
+        let (status, body) = self.register(key, path).await;
+        assert_eq!(status, 201, "{body}");
+        body["file_uuid"].as_str().unwrap().to_owned()
+    }
+
+    /// Queues `processors` for a file (expecting 202) and waits for the job to end; returns
+    /// the file's progress.
+    pub async fn process_and_wait(
+        &self,
+        key: &str,
+        file_uuid: &str,
+        processors: &[&str],
+        limit: Duration,
+    ) -> serde_json::Value {
+        let path = format!("/api/v1/files/{file_uuid}/process");
+        let body = serde_json::json!({ "processors": processors });
+        let (status, queued) = self.post_json(&path, key, &body).await;
+        assert_eq!(status, 202, "{queued}");
+        self.wait_for_job(key, file_uuid, limit).await
+    }
+
     /// PUT; a body-less answer reads as `null`.
     pub async fn put_json(
         &self,
