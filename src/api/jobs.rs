@@ -104,9 +104,9 @@ pub async fn process(
             return Err(ApiError::new(
                 ErrorCode::ProcessorUnavailable,
                 format!(
-                    "{} need a picture, and this is an {} file",
-                    not_applying.join(", "),
-                    file.file_type
+                    "this is an {} file, and these need a picture: {}",
+                    file.file_type,
+                    not_applying.join(", ")
                 ),
             ));
         }

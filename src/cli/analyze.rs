@@ -271,5 +271,18 @@ async fn findings(pool: &sqlx::PgPool, file_uuid: &str) -> Result<String, CliErr
         let turns = asrx["turns"].as_array().map_or(0, Vec::len);
         let _ = writeln!(out, "speakers: {speakers} in {turns} turns");
     }
+    if let Some(face) = get("face") {
+        let tracks = face["tracks"].as_array().map_or(0, Vec::len);
+        let _ = writeln!(out, "faces: {tracks} tracks");
+        for track in face["tracks"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "  {:>8.2}-{:<8.2} s  {}",
+                track["start_time"].as_f64().unwrap_or(0.0),
+                track["end_time"].as_f64().unwrap_or(0.0),
+                track["label"].as_str().unwrap_or("?")
+            );
+        }
+    }
     Ok(out)
 }

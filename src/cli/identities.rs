@@ -40,7 +40,7 @@ pub async fn run(settings: &Settings, command: IdentitiesCommand) -> Result<Exit
     if let IdentitiesCommand::Add { name, photos } = command {
         let photos = photos
             .iter()
-            .map(|p| std::fs::read(p).map_err(|e| CliError::Usage(format!("{}: {e}", p.display()))))
+            .map(|p| read_photo(p).map_err(|e| CliError::Usage(format!("{}: {e}", p.display()))))
             .collect::<Result<Vec<_>, _>>()?;
         let library = Library::new(dir.clone(), crate::app::tools(settings, &db.pool));
         let new = NewIdentity {
@@ -86,6 +86,12 @@ pub async fn run(settings: &Settings, command: IdentitiesCommand) -> Result<Exit
                 store.backend()
             );
         }
+        let renamed = crate::identities::matching::rematch_tracks(&db.pool, &store)
+            .await
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        if renamed > 0 {
+            println!("{renamed} face tracks matched anew");
+        }
     }
     let report = identities::report(dir.clone(), &db.pool).await?;
     println!(
@@ -108,4 +114,17 @@ pub async fn run(settings: &Settings, command: IdentitiesCommand) -> Result<Exit
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A photo file, refused unless it is a regular file within the library's size limit (a
+/// device such as /dev/zero would be read without end).
+fn read_photo(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() || meta.len() > crate::identities::library::MAX_PHOTO_BYTES as u64 {
+        return Err(std::io::Error::other(format!(
+            "not a regular file of at most {} MiB",
+            crate::identities::library::MAX_PHOTO_BYTES / 1024 / 1024
+        )));
+    }
+    std::fs::read(path)
 }

@@ -316,6 +316,10 @@ impl Library {
         std::fs::create_dir_all(&target)?;
         let mut listed = read_faces(&target);
         let mut next = next_photo_number(&target);
+        let mut into_record = record(pool, into).await?;
+        // Planned first, carried out last: the database and the store change inside the
+        // transaction, then the photos move (undone if one cannot), then it commits.
+        let mut moves: Vec<(PathBuf, PathBuf)> = Vec::new();
         let mut tx = pool.begin().await?;
         for other in &from {
             let folder = self.dir.join(other);
@@ -327,7 +331,7 @@ impl Library {
                         .map_or("jpg".to_owned(), |e| e.to_string_lossy().into_owned());
                     let moved = format!("photo-{next}.{kind}");
                     next += 1;
-                    std::fs::rename(folder.join(&photo), target.join(&moved))?;
+                    moves.push((folder.join(&photo), target.join(&moved)));
                     sqlx::query(
                         "UPDATE identity_faces SET identity_id = $1, photo = $2 \
                          WHERE identity_id = $3 AND photo = $4",
@@ -352,16 +356,23 @@ impl Library {
                 .bind(other)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM identities WHERE id = $1")
-                .bind(other)
-                .execute(&mut *tx)
-                .await?;
+            let tmdb_id: Option<i64> =
+                sqlx::query_scalar("DELETE FROM identities WHERE id = $1 RETURNING tmdb_id")
+                    .bind(other)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            // A TMDb person merged into one without a TMDb id keeps it, so an import of the
+            // same cast finds them instead of making them again.
+            if into_record.tmdb_id.is_none() && tmdb_id.is_some() {
+                into_record.tmdb_id = tmdb_id;
+                sqlx::query("UPDATE identities SET tmdb_id = $1 WHERE id = $2")
+                    .bind(tmdb_id)
+                    .bind(into)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
-        write_atomic(
-            &target.join(FACES_FILE),
-            &serde_json::to_vec_pretty(&json!({"faces": listed})).map_err(std::io::Error::other)?,
-        )?;
-        // The moved vectors carry their new identity in the store before the commit.
+        // The moved vectors carry their new identity in the store before anything moves.
         let moved: Vec<(i64, String, Vec<f32>)> = sqlx::query_as(
             "SELECT id, identity_id, vector FROM identity_faces WHERE identity_id = $1",
         )
@@ -369,7 +380,33 @@ impl Library {
         .fetch_all(&mut *tx)
         .await?;
         matching::index(&self.tools.vectors, &moved).await?;
-        tx.commit().await?;
+        let undo = |done: &[(PathBuf, PathBuf)]| {
+            for (from, to) in done.iter().rev() {
+                let _ = std::fs::rename(to, from);
+            }
+        };
+        for (n, (from_path, to_path)) in moves.iter().enumerate() {
+            if let Err(error) = std::fs::rename(from_path, to_path) {
+                undo(&moves[..n]);
+                self.reindex_after_failure(pool).await;
+                return Err(error.into());
+            }
+        }
+        let written = write_atomic(
+            &target.join(FACES_FILE),
+            &serde_json::to_vec_pretty(&json!({"faces": listed})).map_err(std::io::Error::other)?,
+        )
+        .map_err(LibraryError::from)
+        .and_then(|()| self.write_record(&into_record));
+        let committed = match written {
+            Ok(()) => tx.commit().await.map_err(LibraryError::from),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = committed {
+            undo(&moves);
+            self.reindex_after_failure(pool).await;
+            return Err(error);
+        }
         for other in &from {
             let _ = std::fs::remove_dir_all(self.dir.join(other));
         }
@@ -377,6 +414,20 @@ impl Library {
         drop(_guard);
         matching::rematch_tracks(pool, &self.tools.vectors).await?;
         self.view(pool, into).await
+    }
+
+    /// After a change rolled back, the store may hold vectors with the identity the change
+    /// gave them: written again from the database (best effort; the next start does it too).
+    async fn reindex_after_failure(&self, pool: &PgPool) {
+        let faces: Result<Vec<(i64, String, Vec<f32>)>, _> =
+            sqlx::query_as("SELECT id, identity_id, vector FROM identity_faces")
+                .fetch_all(pool)
+                .await;
+        if let Ok(faces) = faces
+            && let Err(error) = matching::index(&self.tools.vectors, &faces).await
+        {
+            tracing::warn!(%error, "face vectors not restored after a failed change");
+        }
     }
 
     pub async fn delete(&self, pool: &PgPool, id: &str) -> Result<(), LibraryError> {

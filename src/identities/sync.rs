@@ -88,6 +88,14 @@ pub async fn sync(
                 rows::delete(pool, id).await?;
                 summary.removed += 1;
             }
+            // Tracks of people removed here lose their binding and distance, as an API
+            // delete does; the caller matches them again.
+            sqlx::query(
+                "UPDATE face_tracks SET bound = false, distance = NULL \
+                 WHERE identity_id IS NULL AND (bound OR distance IS NOT NULL)",
+            )
+            .execute(pool)
+            .await?;
             disk
         }
         Direction::FromDb => {

@@ -65,7 +65,13 @@ pub async fn import(
         existing: Vec::new(),
         skipped: Vec::new(),
     };
-    for person in cast.into_iter().take(limit) {
+    let mut seen = std::collections::HashSet::new();
+    // A person listed twice (two roles) is looked at once.
+    for person in cast
+        .into_iter()
+        .filter(|p| seen.insert(p.tmdb_id))
+        .take(limit)
+    {
         let skip = |reason: &str| Skipped {
             tmdb_id: person.tmdb_id,
             name: person.name.clone(),

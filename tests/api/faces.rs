@@ -552,6 +552,32 @@ async fn with_qdrant_as_the_vector_store_faces_are_named_the_same() {
     assert_eq!(progress["job_status"], "completed", "{progress}");
     let found = tracks(&app, &key, &uuid).await;
     assert_eq!(only_label(&found, 1.5, 4.5), "Joe Biden");
+    // A merge the store refuses changes nothing, on disk either, and can be tried again.
+    let other = create_identity(&app, &key, "Someone else", "obama.jpg").await;
+    let other_id = other["id"].as_str().unwrap();
+    let dir = &app.settings.identities_dir;
+    let merge = format!(
+        "/api/v1/identities/{}/merge",
+        person["id"].as_str().unwrap()
+    );
+    qdrant.set(crate::helpers::stubs::Behaviour::ServerError);
+    let (status, _) = app
+        .post_json(&merge, &key, &json!({"from": [other_id]}))
+        .await;
+    assert_eq!(status, 503);
+    qdrant.set(crate::helpers::stubs::Behaviour::Normal);
+    assert!(dir.join(other_id).join("photo-1.jpg").is_file());
+    assert!(
+        !dir.join(person["id"].as_str().unwrap())
+            .join("photo-2.jpg")
+            .exists()
+    );
+    let (status, merged) = app
+        .post_json(&merge, &key, &json!({"from": [other_id]}))
+        .await;
+    assert_eq!((status, &merged["faces"]), (200, &json!(2)), "{merged}");
+    assert_synced(&app, &key, 1).await;
+
     // Deleting the person takes their vectors out of Qdrant too: nobody is named.
     let id = person["id"].as_str().unwrap();
     assert_eq!(
