@@ -125,10 +125,13 @@ impl Application {
             ));
         }
 
+        // One set of tools (vector store client, model cache, text encoder) for the worker,
+        // the library and the search API.
+        let shared_tools = tools(&settings, &db.pool);
         if settings.workers > 0 {
             background.push(worker::spawn(
                 db.clone(),
-                tools(&settings, &db.pool),
+                shared_tools.clone(),
                 Arc::new(pipeline_checker(&settings)),
                 worker_config(&settings),
                 stop_background.subscribe(),
@@ -137,7 +140,7 @@ impl Application {
 
         background.push(spawn_face_reindex(
             db.pool.clone(),
-            tools(&settings, &db.pool).vectors,
+            shared_tools.vectors.clone(),
             stop_background.subscribe(),
         ));
 
@@ -152,7 +155,7 @@ impl Application {
             registrar,
             library: Arc::new(crate::identities::library::Library::new(
                 settings.identities_dir.clone(),
-                tools(&settings, &db.pool),
+                shared_tools,
             )),
             settings: Arc::new(settings),
             db,
@@ -248,6 +251,7 @@ pub fn pipeline_checker(settings: &Settings) -> PipelineChecker {
         scripts_dir: settings.scripts_dir.clone(),
         models_dir: settings.models_dir.clone(),
         python_env: settings.python_env.clone(),
+        node_env: settings.node_env.clone(),
         ffmpeg: settings.ffmpeg.clone(),
         ffprobe: settings.ffprobe.clone(),
         tesseract: settings.tesseract.clone(),
@@ -268,9 +272,13 @@ pub fn tools(settings: &Settings, pool: &sqlx::PgPool) -> Tools {
             &settings.python_env,
             &settings.scripts_dir,
             &settings.models_dir,
-        ),
+        )
+        .with_node(&settings.node_env),
         hashes: Arc::default(),
         vectors: crate::vectors::from_settings(settings, pool.clone()),
+        encoders: Arc::default(),
+        yolo_fps: settings.yolo_fps,
+        pose_fps: settings.pose_fps,
     }
 }
 

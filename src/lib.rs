@@ -19,4 +19,5 @@ pub mod server;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
+pub mod textvec;
 pub mod vectors;

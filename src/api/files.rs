@@ -269,6 +269,13 @@ pub async fn delete(
         .await
         .map_err(|error| ApiError::unavailable("deleting a file record needs PostgreSQL", &error))?
         .ok_or_else(no_such_file)?;
+    // Rows went with the record; the chunk vectors live in the vector store.
+    if let Err(error) =
+        crate::pipeline::visual_chunk::forget(&state.library.tools().vectors, &file_uuid).await
+    {
+        tracing::warn!(file_uuid = %record.file_uuid, %error,
+            "visual chunk vectors of a deleted file stay in the vector store (search skips them)");
+    }
     let data_dir = state.settings.data_dir.clone();
     let uuid = file_uuid.clone();
     let removed = tokio::task::spawn_blocking(move || remove_outputs(&data_dir, &uuid))

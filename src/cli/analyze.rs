@@ -87,7 +87,14 @@ pub async fn run(settings: &Settings, args: AnalyzeArgs) -> Result<ExitCode, Cli
             if missing.is_empty() {
                 "nothing was asked".to_owned()
             } else {
-                missing.join(", ")
+                missing
+                    .iter()
+                    .map(|name| match report.processor_problems.get(name) {
+                        Some(why) => format!("{name} ({why})"),
+                        None => (*name).to_owned(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
             },
             ready.join(", ")
         )));

@@ -100,6 +100,13 @@ pub struct Settings {
     pub tesseract: PathBuf,
     /// The Python environment the script processors run in (`bin/python` inside it).
     pub python_env: PathBuf,
+    /// The Node.js packages of the script processors written in JavaScript (`node_modules`
+    /// inside it).
+    pub node_env: PathBuf,
+    /// Frames per second of video that `yolo` looks at.
+    pub yolo_fps: f64,
+    /// Frames per second of video that `pose` looks at.
+    pub pose_fps: f64,
     /// Where each value came from, for `reelbase config`.
     sources: Vec<(&'static str, Source)>,
 }
@@ -141,6 +148,9 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("auto_process", "false"),
     ("tesseract", "tesseract"),
     ("python_env", "./.venv"),
+    ("node_env", "./.node"),
+    ("yolo_fps", "3"),
+    ("pose_fps", "2"),
 ];
 
 impl Settings {
@@ -252,6 +262,9 @@ impl Settings {
             auto_process: p.required("auto_process", parse::boolean)?,
             tesseract: p.required("tesseract", parse::path)?,
             python_env: p.required("python_env", parse::path)?,
+            node_env: p.required("node_env", parse::path)?,
+            yolo_fps: p.required("yolo_fps", parse::sample_rate)?,
+            pose_fps: p.required("pose_fps", parse::sample_rate)?,
             sources: p.sources(),
         })
     }

@@ -242,6 +242,16 @@ pub fn log_format(raw: &str) -> ParseResult<LogFormat> {
     }
 }
 
+/// Frames per second to sample: from 0.1 to 30.
+pub fn sample_rate(raw: &str) -> ParseResult<f64> {
+    const EXPECTED: &str = "frames per second from 0.1 to 30";
+    let rate: f64 = raw.trim().parse().map_err(|_| EXPECTED)?;
+    if !(0.1..=30.0).contains(&rate) {
+        return Err(EXPECTED);
+    }
+    Ok(rate)
+}
+
 /// A whole number from 1 to 1000.
 pub fn count(raw: &str) -> ParseResult<u32> {
     const EXPECTED: &str = "a whole number from 1 to 1000";

@@ -101,6 +101,9 @@ impl Settings {
             ("auto_process", Some(self.auto_process.to_string())),
             ("tesseract", Some(path(&self.tesseract))),
             ("python_env", Some(path(&self.python_env))),
+            ("node_env", Some(path(&self.node_env))),
+            ("yolo_fps", Some(self.yolo_fps.to_string())),
+            ("pose_fps", Some(self.pose_fps.to_string())),
         ]
     }
 }

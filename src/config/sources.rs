@@ -50,6 +50,9 @@ pub const KEYS: &[&str] = &[
     "auto_process",
     "tesseract",
     "python_env",
+    "node_env",
+    "yolo_fps",
+    "pose_fps",
 ];
 
 /// Keys whose values are never echoed back, not even in an error message.

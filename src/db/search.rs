@@ -1,11 +1,12 @@
-//! Full-text search over what was said (`asr`) and written on screen (`ocr`): the
-//! `text_spans` rows, through PostgreSQL's English text search.
+//! Full-text search over what was said (`asr`), written on screen (`ocr`) and seen
+//! (`visual`: the descriptions of visual chunks): the `text_spans` rows, through
+//! PostgreSQL's English text search. And the visual chunks that vector search found.
 
 use serde::Serialize;
 use sqlx::{PgPool, Row};
 
 /// Sources a search can be limited to.
-pub const SOURCES: &[&str] = &["asr", "ocr"];
+pub const SOURCES: &[&str] = &["asr", "ocr", "visual"];
 
 /// One place where the words were said or shown.
 #[derive(Debug, Serialize)]
@@ -13,13 +14,14 @@ pub struct Hit {
     pub file_uuid: String,
     pub file_name: String,
     pub file_path: String,
-    /// `asr` (speech) or `ocr` (on-screen text).
+    /// `asr` (speech), `ocr` (on-screen text) or `visual` (what is visible).
     pub source: String,
     pub start: f64,
     pub end: f64,
     pub text: String,
     pub speaker: Option<String>,
-    /// 0 to 1 for both sources (tesseract's percentages are scaled).
+    /// 0 to 1 for every source (tesseract's percentages are scaled; for `visual`, the
+    /// detector's mean score).
     pub confidence: Option<f64>,
     pub rank: f32,
 }
@@ -86,4 +88,60 @@ async fn count(pool: &PgPool, query: &str, source: Option<&str>) -> Result<i64, 
     .bind(source)
     .fetch_one(pool)
     .await
+}
+
+/// A visual chunk found by the meaning of its description.
+#[derive(Debug, Serialize)]
+pub struct ChunkHit {
+    pub file_uuid: String,
+    pub file_name: String,
+    pub file_path: String,
+    pub chunk: i32,
+    pub start: f64,
+    pub end: f64,
+    pub description: String,
+    pub counts: serde_json::Value,
+    pub frame_time: f64,
+    /// The saved representative frame, under the output folder.
+    pub frame: Option<String>,
+    /// Cosine similarity of the query and the description, -1 to 1.
+    pub similarity: f32,
+}
+
+/// The chunks behind vector store hits (`(row id, similarity)`), in the hits' order; ids
+/// whose rows are gone (a deleted file, a re-run) are left out.
+pub async fn chunks(pool: &PgPool, hits: &[(i64, f32)]) -> Result<Vec<ChunkHit>, sqlx::Error> {
+    let ids: Vec<i64> = hits.iter().map(|(id, _)| *id).collect();
+    let rows = sqlx::query(
+        "SELECT c.id, c.file_uuid, f.file_name, f.file_path, c.chunk, c.start_time, \
+                c.end_time, c.description, c.counts, c.frame_time, c.frame \
+         FROM visual_chunks c JOIN files f ON f.file_uuid = c.file_uuid \
+         WHERE c.id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
+    let mut found = Vec::with_capacity(rows.len());
+    for (id, similarity) in hits {
+        let Some(row) = rows
+            .iter()
+            .find(|r| r.try_get::<i64, _>("id").ok() == Some(*id))
+        else {
+            continue;
+        };
+        found.push(ChunkHit {
+            file_uuid: row.try_get("file_uuid")?,
+            file_name: row.try_get("file_name")?,
+            file_path: row.try_get("file_path")?,
+            chunk: row.try_get("chunk")?,
+            start: row.try_get("start_time")?,
+            end: row.try_get("end_time")?,
+            description: row.try_get("description")?,
+            counts: row.try_get("counts")?,
+            frame_time: row.try_get("frame_time")?,
+            frame: row.try_get("frame")?,
+            similarity: *similarity,
+        });
+    }
+    Ok(found)
 }

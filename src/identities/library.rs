@@ -96,6 +96,11 @@ impl Library {
         }
     }
 
+    /// The processors' tools (vector store, text encoder, model pointers) the library shares.
+    pub fn tools(&self) -> &Tools {
+        &self.tools
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

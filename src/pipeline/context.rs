@@ -52,6 +52,11 @@ pub struct Tools {
     pub hashes: Arc<HashCache>,
     /// Where face vectors of known people are searched.
     pub vectors: Arc<VectorStore>,
+    /// The text encoder (MiniLM), loaded on first use and shared with the search API.
+    pub encoders: Arc<crate::textvec::Encoders>,
+    /// Frames per second `yolo` and `pose` look at.
+    pub yolo_fps: f64,
+    pub pose_fps: f64,
 }
 
 pub struct StepContext<'a> {
@@ -157,32 +162,31 @@ pub async fn run_script(
     name: &str,
     request: &Value,
 ) -> Result<Value, StepError> {
-    let env = &tools.scripts;
-    let (python, script) = (env.python(), env.script(name));
-    if !python.exists() {
-        return Err(StepError::new(format!(
-            "the Python environment {} is missing (run tools/setup)",
-            env.env_dir.display()
-        )));
-    }
-    if !script.is_file() {
-        return Err(StepError::new(format!(
-            "the script {} is missing",
-            script.display()
-        )));
-    }
-    let input = Input {
-        env: OFFLINE_ENV
+    let command = tools
+        .scripts
+        .command(name)
+        .map_err(|reason| StepError::new(plain_reason(&reason, tools)))?;
+    let mut env: Vec<(String, String)> = OFFLINE_ENV
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    env.extend(
+        command
+            .env
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+            .map(|(k, v)| (k.clone(), v.to_string_lossy().into_owned())),
+    );
+    let input = Input {
+        env,
         stdin: Some(request.to_string().into_bytes()),
     };
-    // Isolated (`-I`): the scripts folder is not put on the import path, so a file dropped
-    // there cannot stand in for a library, and no PYTHON* variable or user site is read.
-    let args = [OsStr::new("-I"), script.as_os_str()];
     let done = runner
-        .run_with(python.as_os_str(), args, &input, tools.timeout)
+        .run_with(
+            command.program.as_os_str(),
+            command.args.iter().map(|a| a.as_os_str()),
+            &input,
+            tools.timeout,
+        )
         .await
         .map_err(|error| StepError::new(plain_reason(&error.to_string(), tools)))?;
     let text = String::from_utf8_lossy(&done.stdout);
@@ -191,7 +195,7 @@ pub async fn run_script(
         _ => {
             let start: String = text.trim().chars().take(200).collect();
             Err(StepError::new(format!(
-                "{name}.py printed no JSON object (stdout began: {start:?}; stderr: {})",
+                "the {name} script printed no JSON object (stdout began: {start:?}; stderr: {})",
                 done.stderr_tail
             )))
         }
@@ -218,6 +222,7 @@ fn plain_reason(reason: &str, tools: &Tools) -> String {
     let mut text = kept.join("\n");
     for (folder, name) in [
         (&env.env_dir, "<python env>"),
+        (&env.node_dir, "<node env>"),
         (&env.scripts_dir, "<scripts>"),
         (&env.models_dir, "<models>"),
         (&tools.data_dir, "<data>"),

@@ -30,6 +30,8 @@ pub const OFFLINE_ENV: &[(&str, &str)] = &[
 pub struct ScriptEnv {
     /// The Python environment (a venv): `bin/python`, `lib/python3.*/site-packages`.
     pub env_dir: PathBuf,
+    /// The Node.js packages (`node_modules` inside) of the scripts written in JavaScript.
+    pub node_dir: PathBuf,
     pub scripts_dir: PathBuf,
     pub models_dir: PathBuf,
 }
@@ -40,9 +42,53 @@ impl ScriptEnv {
         let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
         Self {
             env_dir: absolute(env_dir),
+            node_dir: absolute(Path::new("./.node")),
             scripts_dir: absolute(scripts_dir),
             models_dir: absolute(models_dir),
         }
+    }
+
+    /// The Node.js environment (`REELBASE_NODE_ENV`) for the scripts written in JavaScript.
+    pub fn with_node(mut self, node_dir: &Path) -> Self {
+        self.node_dir = std::path::absolute(node_dir).unwrap_or_else(|_| node_dir.to_owned());
+        self
+    }
+
+    /// How to start script `name`: `scripts/<name>.js` in Node.js when it exists (its packages
+    /// found through `NODE_PATH`), otherwise `scripts/<name>.py` in the Python environment,
+    /// isolated (`-I`): the scripts folder is not on the import path, so a file dropped there
+    /// cannot stand in for a library, and no PYTHON* variable or user site is read.
+    pub fn command(&self, name: &str) -> Result<ScriptCommand, String> {
+        let js = self.scripts_dir.join(format!("{name}.js"));
+        if js.is_file() {
+            let modules = self.node_dir.join("node_modules");
+            if !modules.is_dir() {
+                return Err(format!(
+                    "the Node.js environment {} is missing (run tools/setup)",
+                    self.node_dir.display()
+                ));
+            }
+            return Ok(ScriptCommand {
+                program: PathBuf::from("node"),
+                args: vec![js],
+                env: vec![("NODE_PATH".into(), modules.into_os_string())],
+            });
+        }
+        let (python, script) = (self.python(), self.script(name));
+        if !python.exists() {
+            return Err(format!(
+                "the Python environment {} is missing (run tools/setup)",
+                self.env_dir.display()
+            ));
+        }
+        if !script.is_file() {
+            return Err(format!("the script {} is missing", script.display()));
+        }
+        Ok(ScriptCommand {
+            program: python,
+            args: vec!["-I".into(), script],
+            env: Vec::new(),
+        })
     }
 
     pub fn python(&self) -> PathBuf {
@@ -65,24 +111,51 @@ impl ScriptEnv {
     /// The model `name` (`models/<name>.json`), located and checked against its pointer.
     pub fn model(&self, name: &str, hashes: &HashCache) -> Result<PathBuf, String> {
         let pointer = Pointer::read(&self.models_dir, name)?;
-        let site = self.site_packages().ok_or_else(|| {
-            format!(
-                "the Python environment {} has no site-packages (run tools/setup)",
-                self.env_dir.display()
-            )
-        })?;
-        pointer.verify(&site, hashes)?;
-        Ok(site.join(&pointer.root))
+        let base = match pointer.runtime {
+            Runtime::Python => self.site_packages().ok_or_else(|| {
+                format!(
+                    "the Python environment {} has no site-packages (run tools/setup)",
+                    self.env_dir.display()
+                )
+            })?,
+            Runtime::Node => self.node_dir.join("node_modules"),
+        };
+        pointer.verify(&base, hashes)?;
+        Ok(base.join(&pointer.root))
     }
+}
+
+/// A script's program, arguments and extra environment.
+#[derive(Debug, Clone)]
+pub struct ScriptCommand {
+    pub program: PathBuf,
+    pub args: Vec<PathBuf>,
+    pub env: Vec<(String, std::ffi::OsString)>,
+}
+
+/// Which package tree carries a model.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    /// The Python environment's `site-packages` (the default).
+    #[default]
+    Python,
+    /// The Node.js environment's `node_modules`.
+    Node,
 }
 
 /// `models/<name>.json`: a model that ships inside an installed package.
 #[derive(Debug, Deserialize)]
 pub struct Pointer {
     pub name: String,
-    /// The distribution and version that carries it, as pinned in `requirements.txt`.
+    /// The distribution and version that carries it, as pinned in `requirements.txt` (or
+    /// `node/package.json`).
     pub package: String,
-    /// What a processor is handed: a file or folder, relative to `site-packages`.
+    /// Where the package is installed: `python` (default) or `node`.
+    #[serde(default)]
+    pub runtime: Runtime,
+    /// What a processor is handed: a file or folder, relative to `site-packages` (or
+    /// `node_modules`).
     pub root: String,
     /// Every file of the model, relative to `site-packages`, with its SHA-256.
     pub files: BTreeMap<String, String>,

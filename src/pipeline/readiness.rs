@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::manifest::{self, HashCache, Integrity};
-use super::python::{OFFLINE_ENV, ScriptEnv};
+use super::python::{OFFLINE_ENV, ScriptCommand, ScriptEnv};
 
 /// The analyses the origin page names, in its order.
 pub const PROCESSORS: [&str; 9] = [
@@ -44,6 +44,9 @@ pub struct PipelineReport {
     pub scripts_ready: bool,
     pub scripts_count: usize,
     pub processors: BTreeMap<&'static str, bool>,
+    /// Why each processor that is not ready is not (absent when all are).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub processor_problems: BTreeMap<&'static str, String>,
     pub models_ready: bool,
     pub models_count: usize,
     pub scripts_integrity: Integrity,
@@ -59,10 +62,10 @@ pub struct PipelineChecker {
     ffprobe: PathBuf,
     tesseract: PathBuf,
     hashes: Arc<HashCache>,
-    tools: Refreshing,
-    english: Refreshing,
-    /// One per script processor: the script's `--check` in the Python environment.
-    script_checks: Mutex<BTreeMap<&'static str, Refreshing>>,
+    tools: Refreshing<bool>,
+    english: Refreshing<bool>,
+    /// One per script processor: the script's `--check` in its runtime.
+    script_checks: Mutex<BTreeMap<&'static str, Refreshing<Result<(), String>>>>,
 }
 
 /// Programs and folders the checker looks at.
@@ -70,6 +73,7 @@ pub struct CheckerPaths {
     pub scripts_dir: PathBuf,
     pub models_dir: PathBuf,
     pub python_env: PathBuf,
+    pub node_env: PathBuf,
     pub ffmpeg: PathBuf,
     pub ffprobe: PathBuf,
     pub tesseract: PathBuf,
@@ -78,7 +82,8 @@ pub struct CheckerPaths {
 impl PipelineChecker {
     pub fn new(paths: CheckerPaths) -> Self {
         Self {
-            env: ScriptEnv::new(&paths.python_env, &paths.scripts_dir, &paths.models_dir),
+            env: ScriptEnv::new(&paths.python_env, &paths.scripts_dir, &paths.models_dir)
+                .with_node(&paths.node_env),
             scripts_dir: paths.scripts_dir,
             models_dir: paths.models_dir,
             ffmpeg: paths.ffmpeg,
@@ -100,7 +105,11 @@ impl PipelineChecker {
     pub fn check(&self) -> PipelineReport {
         let scripts = folder(&self.scripts_dir, &self.hashes);
         let models = folder(&self.models_dir, &self.hashes);
-        let scripts_count = scripts.files.iter().filter(|f| f.ends_with(".py")).count();
+        let scripts_count = scripts
+            .files
+            .iter()
+            .filter(|f| f.ends_with(".py") || f.ends_with(".js"))
+            .count();
         let (ffmpeg, ffprobe) = (self.ffmpeg.clone(), self.ffprobe.clone());
         let ffmpeg = self
             .tools
@@ -113,19 +122,24 @@ impl PipelineChecker {
                     .english
                     .get(TOOL_CACHE, move || has_english(&tesseract)),
         };
-        let processors = PROCESSORS
-            .iter()
-            .map(|name| {
-                let ready = requirements(name).is_some_and(|needs| {
-                    files_ready(&needs, &scripts, &models, tools) && self.runtime_ready(&needs)
-                });
-                (*name, ready)
-            })
-            .collect();
+        let mut processors = BTreeMap::new();
+        let mut processor_problems = BTreeMap::new();
+        for name in PROCESSORS {
+            let ready = match requirements(name) {
+                None => Err("not part of this build".to_owned()),
+                Some(needs) => files_ready(&needs, &scripts, &models, tools)
+                    .and_then(|()| self.runtime_ready(&needs)),
+            };
+            processors.insert(name, ready.is_ok());
+            if let Err(problem) = ready {
+                processor_problems.insert(name, problem);
+            }
+        }
         PipelineReport {
             scripts_ready: scripts.readable,
             scripts_count,
             processors,
+            processor_problems,
             models_ready: models.readable,
             models_count: models.files.len(),
             scripts_integrity: scripts.integrity,
@@ -134,23 +148,23 @@ impl PipelineChecker {
         }
     }
 
-    /// For a script processor: its models are installed as their pointers say, and its script
-    /// starts in the Python environment and finds what it imports.
-    fn runtime_ready(&self, needs: &Requirements) -> bool {
-        let models_present = needs.models.iter().all(|pointer| {
+    /// For a model or script processor: its models are installed as their pointers say, and
+    /// its script starts in its runtime and finds what it imports.
+    fn runtime_ready(&self, needs: &Requirements) -> Result<(), String> {
+        for pointer in needs.models {
             let name = pointer.trim_end_matches(".json");
-            self.env.model(name, &self.hashes).is_ok()
-        });
-        models_present
-            && needs.scripts.iter().all(|script| {
-                let name = script.trim_end_matches(".py");
-                self.script_starts(name)
-            })
+            self.env.model(name, &self.hashes)?;
+        }
+        for script in needs.scripts {
+            let name = script.trim_end_matches(".py").trim_end_matches(".js");
+            self.script_starts(name)?;
+        }
+        Ok(())
     }
 
-    fn script_starts(&self, name: &str) -> bool {
+    fn script_starts(&self, name: &str) -> Result<(), String> {
         let Some(name) = PROCESSORS.iter().copied().find(|p| *p == name) else {
-            return false;
+            return Err(format!("{name} is not a processor"));
         };
         let check = self
             .script_checks
@@ -159,23 +173,36 @@ impl PipelineChecker {
             .entry(name)
             .or_default()
             .clone();
-        let (python, script) = (self.env.python(), self.env.script(name));
-        check.get(SCRIPT_CACHE, move || script_check(&python, &script))
+        let command = self.env.command(name)?;
+        check.get(SCRIPT_CACHE, move || script_check(&command))
     }
 }
 
 /// A yes/no answer that takes a while to get (starting a program): computed on first use,
 /// reused while fresh, and once stale recomputed on a thread of its own while callers get the
 /// previous answer, so no report waits for it but the very first.
-#[derive(Clone, Default)]
-struct Refreshing {
-    answer: Arc<Mutex<Option<(Instant, bool)>>>,
+#[derive(Clone)]
+struct Refreshing<T> {
+    answer: Arc<Mutex<Option<(Instant, T)>>>,
     busy: Arc<AtomicBool>,
 }
 
-impl Refreshing {
-    fn get(&self, fresh_for: Duration, probe: impl FnOnce() -> bool + Send + 'static) -> bool {
-        let cached = *self.answer.lock().unwrap_or_else(|p| p.into_inner());
+impl<T> Default for Refreshing<T> {
+    fn default() -> Self {
+        Self {
+            answer: Arc::default(),
+            busy: Arc::default(),
+        }
+    }
+}
+
+impl<T: Clone + Send + 'static> Refreshing<T> {
+    fn get(&self, fresh_for: Duration, probe: impl FnOnce() -> T + Send + 'static) -> T {
+        let cached = self
+            .answer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         match cached {
             Some((at, ok)) if at.elapsed() < fresh_for => ok,
             Some((_, ok)) => {
@@ -183,7 +210,7 @@ impl Refreshing {
                     let this = self.clone();
                     std::thread::spawn(move || {
                         let ok = probe();
-                        this.store(ok);
+                        this.store(ok.clone());
                         this.busy.store(false, Ordering::Release);
                     });
                 }
@@ -191,13 +218,13 @@ impl Refreshing {
             }
             None => {
                 let ok = probe();
-                self.store(ok);
+                self.store(ok.clone());
                 ok
             }
         }
     }
 
-    fn store(&self, ok: bool) {
+    fn store(&self, ok: T) {
         *self.answer.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), ok));
     }
 }
@@ -239,16 +266,36 @@ fn folder(dir: &Path, hashes: &HashCache) -> Folder {
 }
 
 /// The files and programs a processor needs are present and intact.
-fn files_ready(needs: &Requirements, scripts: &Folder, models: &Folder, tools: Tools) -> bool {
-    let intact = |folder: &Folder, file: &str| {
-        folder.files.iter().any(|f| f == file)
-            && !folder.integrity.mismatched.iter().any(|f| f == file)
-            && !folder.integrity.unlisted.iter().any(|f| f == file)
+fn files_ready(
+    needs: &Requirements,
+    scripts: &Folder,
+    models: &Folder,
+    tools: Tools,
+) -> Result<(), String> {
+    let intact = |folder: &Folder, kind: &str, file: &str| {
+        if !folder.files.iter().any(|f| f == file) {
+            Err(format!("{kind} {file} is missing"))
+        } else if folder.integrity.mismatched.iter().any(|f| f == file) {
+            Err(format!("{kind} {file} differs from its manifest"))
+        } else if folder.integrity.unlisted.iter().any(|f| f == file) {
+            Err(format!("{kind} {file} is not in its manifest"))
+        } else {
+            Ok(())
+        }
     };
-    (!needs.ffmpeg || tools.ffmpeg)
-        && (!needs.tesseract || tools.tesseract)
-        && needs.scripts.iter().all(|s| intact(scripts, s))
-        && needs.models.iter().all(|m| intact(models, m))
+    if needs.ffmpeg && !tools.ffmpeg {
+        return Err("ffmpeg or ffprobe does not run".into());
+    }
+    if needs.tesseract && !tools.tesseract {
+        return Err("tesseract with English data does not run".into());
+    }
+    for script in needs.scripts {
+        intact(scripts, "script", script)?;
+    }
+    for model in needs.models {
+        intact(models, "model pointer", model)?;
+    }
+    Ok(())
 }
 
 struct Requirements {
@@ -300,27 +347,67 @@ fn requirements(name: &str) -> Option<Requirements> {
                 "face-encoder.json",
             ],
         }),
+        // CenterNet (COCO) from @vladmandic/human, run by TensorFlow.js in Node.js.
+        "yolo" => Some(Requirements {
+            ffmpeg: true,
+            tesseract: false,
+            scripts: &["yolo.js"],
+            models: &["object-detector.json"],
+        }),
+        // BlazePose (mediapipe): person detector and 33-keypoint landmark model.
+        "pose" => Some(Requirements {
+            ffmpeg: true,
+            tesseract: false,
+            scripts: &["pose.py"],
+            models: &["pose-detector.json", "pose-landmarks.json"],
+        }),
+        // Rust: objects followed through shots, described and embedded with MiniLM.
+        "visual_chunk" => Some(Requirements {
+            ffmpeg: true,
+            tesseract: false,
+            scripts: &[],
+            models: &["text-encoder.json"],
+        }),
         _ => None,
     }
 }
 
-/// `python script --check` exits 0 in time and says `"ok": true`.
-fn script_check(python: &Path, script: &Path) -> bool {
-    if !script.is_file() {
-        return false;
-    }
-    let mut command = Command::new(python);
+/// `script --check` exits 0 in time and prints `{"ok": true}`; otherwise why not.
+fn script_check(script: &ScriptCommand) -> Result<(), String> {
+    let name = script
+        .args
+        .last()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut command = Command::new(&script.program);
     command
-        .arg("-I")
-        .arg(script)
+        .args(&script.args)
         .arg("--check")
         .envs(OFFLINE_ENV.iter().copied())
+        .envs(script.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    output_within(command, SCRIPT_TIMEOUT).is_some_and(|output| {
-        output.status.success() && String::from_utf8_lossy(&output.stdout).contains("\"ok\": true")
-    })
+        .stderr(Stdio::piped());
+    let Some(output) = output_within(command, SCRIPT_TIMEOUT) else {
+        return Err(format!(
+            "{name} --check did not start or finish within {} s",
+            SCRIPT_TIMEOUT.as_secs()
+        ));
+    };
+    let said_ok = serde_json::from_slice::<serde_json::Value>(&output.stdout)
+        .is_ok_and(|answer| answer["ok"] == serde_json::Value::Bool(true));
+    if output.status.success() && said_ok {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no message");
+    let last: String = last.trim().chars().take(300).collect();
+    Err(format!("{name} --check failed: {last}"))
 }
 
 /// Runs `command` to the end, or kills it after `limit`.

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::context::{StepContext, StepError};
-use super::{asr, asrx, cut, face, ocr, scene};
+use super::{asr, asrx, cut, face, ocr, pose, scene, visual_chunk, yolo};
 
 /// Every processor of the design and what it waits for (DESIGN.md section 5).
 pub const DEPENDENCIES: &[(&str, &[&str])] = &[
@@ -24,7 +24,17 @@ pub const DEPENDENCIES: &[(&str, &[&str])] = &[
 const AFTER_WHEN_PLANNED: &[(&str, &str)] = &[("scene", "asr"), ("face", "cut")];
 
 /// The processors this build can run (when their tools are present).
-pub const BUILT: &[&str] = &["cut", "scene", "ocr", "asr", "asrx", "face"];
+pub const BUILT: &[&str] = &[
+    "cut",
+    "scene",
+    "ocr",
+    "asr",
+    "asrx",
+    "face",
+    "yolo",
+    "pose",
+    "visual_chunk",
+];
 
 /// Processors that need a picture: nothing for them to do in an audio file.
 const NEED_VIDEO: &[&str] = &[
@@ -119,6 +129,9 @@ pub async fn run(name: &str, ctx: &StepContext<'_>) -> Result<Value, StepError> 
         "asr" => asr::run(ctx).await,
         "asrx" => asrx::run(ctx).await,
         "face" => face::run(ctx).await,
+        "yolo" => yolo::run(ctx).await,
+        "pose" => pose::run(ctx).await,
+        "visual_chunk" => visual_chunk::run(ctx).await,
         other => Err(StepError::new(format!(
             "the {other} processor is not built into this reelbase"
         ))),

@@ -112,8 +112,8 @@ async fn migrate_status_reports_what_is_applied_and_required() {
 
     assert_eq!(before.status.code(), Some(1), "not ok before migrating");
     assert!(text(&before.stdout).contains(
-        "required (7): 0001_users_and_auth.sql, 0002_identities.sql, 0003_files.sql, \
-         0004_jobs.sql, 0005_search.sql, 0006_vectors.sql, 0007_faces.sql"
+        "required (8): 0001_users_and_auth.sql, 0002_identities.sql, 0003_files.sql, \
+         0004_jobs.sql, 0005_search.sql, 0006_vectors.sql, 0007_faces.sql, 0008_visual.sql"
     ));
     assert!(text(&migrate.stdout).contains("applied 0001_users_and_auth.sql"));
     assert!(after.status.success());

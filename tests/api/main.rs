@@ -25,4 +25,5 @@ mod shutdown;
 mod speech;
 mod uploads;
 mod vectors;
+mod visual;
 mod workers;

@@ -314,7 +314,11 @@ async fn a_failing_step_shows_its_reason_skips_what_needs_it_and_retries_in_one_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_the_pipeline_cannot_take_are_refused_clearly() {
-    let (app, key, root) = pipeline_app(|s| s.workers = 0).await;
+    let (app, key, root) = pipeline_app(|s| {
+        s.workers = 0;
+        s.node_env = "/nonexistent/reelbase-node".into();
+    })
+    .await;
     let path = root.join("clip.mp4");
     make_video(&path, 1, 460, true);
     let uuid = register(&app, &key, &path).await;
@@ -327,7 +331,7 @@ async fn requests_the_pipeline_cannot_take_are_refused_clearly() {
         ),
         (
             format!("/api/v1/files/{uuid}/process"),
-            json!({"processors": ["pose"]}),
+            json!({"processors": ["yolo"]}),
             409,
             "processor_unavailable",
         ),
@@ -428,20 +432,57 @@ async fn readiness_follows_the_tools_each_processor_needs() {
         ("asr", true),
         ("asrx", true),
         ("face", true),
-        ("yolo", false),
+        ("yolo", true),
+        ("pose", true),
+        ("visual_chunk", true),
     ] {
         assert_eq!(processors[name], ready, "{name}: {processors}");
     }
+
+    // Without the Node.js packages only yolo stops, and the report says why.
+    let (app, key, _) = pipeline_app(|s| {
+        s.workers = 0;
+        s.node_env = "/nonexistent/reelbase-node".into();
+    })
+    .await;
+    let pipeline = detailed(&app, &key).await["pipeline"].clone();
+    assert_eq!(
+        (
+            &pipeline["processors"]["yolo"],
+            &pipeline["processors"]["visual_chunk"]
+        ),
+        (&json!(false), &json!(true)),
+        "{pipeline}"
+    );
+    let problems = pipeline["processor_problems"].as_object().unwrap();
+    assert_eq!(problems.keys().collect::<Vec<_>>(), ["yolo"], "{pipeline}");
+    assert!(
+        problems["yolo"]
+            .as_str()
+            .unwrap()
+            .contains("Node.js environment"),
+        "{pipeline}"
+    );
 
     let (app, key, _) = pipeline_app(|s| {
         s.workers = 0;
         s.tesseract = "/nonexistent/tesseract".into();
     })
     .await;
-    let processors = detailed(&app, &key).await["pipeline"]["processors"].clone();
+    let pipeline = detailed(&app, &key).await["pipeline"].clone();
     assert_eq!(
-        (&processors["cut"], &processors["ocr"]),
+        (
+            &pipeline["processors"]["cut"],
+            &pipeline["processors"]["ocr"]
+        ),
         (&json!(true), &json!(false))
+    );
+    assert!(
+        pipeline["processor_problems"]["ocr"]
+            .as_str()
+            .unwrap()
+            .contains("tesseract"),
+        "{pipeline}"
     );
 }
 

@@ -7,14 +7,12 @@
 pub mod tracks;
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
 use super::context::{StepContext, StepError, Tools, run_script};
 use super::runner::Runner;
-use crate::db::results;
 use crate::identities::matching;
 use tracks::{Detection, SAME_PERSON, Track};
 
@@ -115,7 +113,7 @@ pub async fn run(ctx: &StepContext<'_>) -> Result<Value, StepError> {
         .ok_or_else(|| StepError::new("the file has no duration; nothing to sample"))?;
     let rate = RATE.min(MAX_SAMPLES / duration);
     let scratch = ctx.scratch()?;
-    let pictures = sample(ctx, scratch.path(), rate).await?;
+    let pictures = ctx.sample_jpegs(scratch.path(), rate).await?;
     let found = find_faces(ctx.runner, ctx.tools, &pictures).await?;
     let faces = found.len();
     let detections: Vec<Detection> = found
@@ -128,7 +126,7 @@ pub async fn run(ctx: &StepContext<'_>) -> Result<Value, StepError> {
             vector: f.vector,
         })
         .collect();
-    let shots = shot_spans(ctx).await?;
+    let shots = ctx.shots().await?;
     let shot_of = |time: f64| {
         shots
             .iter()
@@ -169,55 +167,6 @@ pub async fn run(ctx: &StepContext<'_>) -> Result<Value, StepError> {
     }
     store(ctx, &rows).await?;
     Ok(document(&rows, &known, pictures.len(), faces, rate))
-}
-
-/// Frames every `1/rate` seconds as JPEG files in `dir`, with their times.
-async fn sample(
-    ctx: &StepContext<'_>,
-    dir: &Path,
-    rate: f64,
-) -> Result<Vec<(PathBuf, f64)>, StepError> {
-    let input = ctx.input();
-    let filter = format!("fps={rate:.6}");
-    let pattern = dir.join("%06d.jpg");
-    let args: Vec<&OsStr> = vec![
-        "-v".as_ref(),
-        "error".as_ref(),
-        "-nostdin".as_ref(),
-        "-i".as_ref(),
-        input.as_os_str(),
-        "-map".as_ref(),
-        "0:v:0".as_ref(),
-        "-vf".as_ref(),
-        filter.as_ref(),
-        "-q:v".as_ref(),
-        "3".as_ref(),
-        pattern.as_os_str(),
-    ];
-    ctx.runner.run(ctx.ffmpeg(), args, ctx.timeout()).await?;
-    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| StepError::new(format!("cannot read the sampled frames: {e}")))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
-        .collect();
-    names.sort();
-    Ok(names
-        .into_iter()
-        .enumerate()
-        .map(|(i, path)| (path, i as f64 / rate))
-        .collect())
-}
-
-/// The shots `cut` found, as (start, end) seconds; none when it has not run.
-async fn shot_spans(ctx: &StepContext<'_>) -> Result<Vec<(f64, f64)>, StepError> {
-    let cut = results::document(ctx.pool, &ctx.file.file_uuid, "cut").await?;
-    Ok(cut
-        .and_then(|doc| doc["result"]["shots"].as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|s| Some((s["start_time"].as_f64()?, s["end_time"].as_f64()?)))
-        .collect())
 }
 
 struct Bound {

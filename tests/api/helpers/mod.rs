@@ -4,6 +4,7 @@ pub mod app;
 mod database;
 pub mod faces;
 pub mod media;
+pub mod objects;
 pub mod process;
 mod proxy;
 mod redis_server;

@@ -1,0 +1,150 @@
+//! Frames for the picture processors: JPEG samples (`face`, `pose`), raw RGB samples fitted
+//! into a square model input (`yolo`), single stills (`visual_chunk`), and the shots `cut`
+//! found.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use super::context::{StepContext, StepError};
+use crate::db::results;
+
+/// Raw samples for a square model input: the frame scaled to fit and centred on black.
+pub struct RawFrames {
+    pub path: PathBuf,
+    /// The side of the square.
+    pub side: u32,
+    /// Where the picture lies in the square: x, y, width, height in pixels.
+    pub content: [u32; 4],
+    pub times: Vec<f64>,
+}
+
+impl StepContext<'_> {
+    /// Frames every `1/rate` seconds as JPEG files in `dir`, with their times.
+    pub async fn sample_jpegs(
+        &self,
+        dir: &Path,
+        rate: f64,
+    ) -> Result<Vec<(PathBuf, f64)>, StepError> {
+        let input = self.input();
+        let filter = format!("fps={rate:.6}");
+        let pattern = dir.join("%06d.jpg");
+        let args: Vec<&OsStr> = vec![
+            "-v".as_ref(),
+            "error".as_ref(),
+            "-nostdin".as_ref(),
+            "-i".as_ref(),
+            input.as_os_str(),
+            "-map".as_ref(),
+            "0:v:0".as_ref(),
+            "-vf".as_ref(),
+            filter.as_ref(),
+            "-q:v".as_ref(),
+            "3".as_ref(),
+            pattern.as_os_str(),
+        ];
+        self.runner.run(self.ffmpeg(), args, self.timeout()).await?;
+        let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| StepError::new(format!("cannot read the sampled frames: {e}")))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
+            .collect();
+        names.sort();
+        Ok(names
+            .into_iter()
+            .enumerate()
+            .map(|(i, path)| (path, i as f64 / rate))
+            .collect())
+    }
+
+    /// Frames every `1/rate` seconds as one raw RGB file in `dir`, each letterboxed into a
+    /// `side`-pixel square (a squashed picture hides objects from the detector).
+    pub async fn sample_raw(
+        &self,
+        dir: &Path,
+        rate: f64,
+        side: u32,
+    ) -> Result<RawFrames, StepError> {
+        let (width, height) = match (self.file.width, self.file.height) {
+            (Some(w), Some(h)) if w > 0 && h > 0 => (w as f64, h as f64),
+            _ => return Err(StepError::new("the file has no picture size")),
+        };
+        let scale = side as f64 / width.max(height);
+        // Even sizes, at least 2 pixels, centred.
+        let fit = |v: f64| (((v * scale) / 2.0).round() as u32 * 2).clamp(2, side);
+        let (w, h) = (fit(width), fit(height));
+        let (x, y) = ((side - w) / 2, (side - h) / 2);
+        let filter =
+            format!("fps={rate:.6},scale={w}:{h},setsar=1,pad={side}:{side}:{x}:{y}:black");
+        let path = dir.join("frames.rgb");
+        let input = self.input();
+        let args: Vec<&OsStr> = vec![
+            "-v".as_ref(),
+            "error".as_ref(),
+            "-nostdin".as_ref(),
+            "-i".as_ref(),
+            input.as_os_str(),
+            "-map".as_ref(),
+            "0:v:0".as_ref(),
+            "-vf".as_ref(),
+            filter.as_ref(),
+            "-pix_fmt".as_ref(),
+            "rgb24".as_ref(),
+            "-f".as_ref(),
+            "rawvideo".as_ref(),
+            "-y".as_ref(),
+            path.as_os_str(),
+        ];
+        self.runner.run(self.ffmpeg(), args, self.timeout()).await?;
+        let bytes = std::fs::metadata(&path)
+            .map_err(|e| StepError::new(format!("cannot read the sampled frames: {e}")))?
+            .len();
+        let frame = side as u64 * side as u64 * 3;
+        let count = bytes / frame;
+        Ok(RawFrames {
+            path,
+            side,
+            content: [x, y, w, h],
+            times: (0..count).map(|i| i as f64 / rate).collect(),
+        })
+    }
+
+    /// The frame at `time` seconds as a JPEG at `path`, at most `max_side` pixels wide.
+    pub async fn still(&self, time: f64, path: &Path, max_side: u32) -> Result<(), StepError> {
+        let input = self.input();
+        let at = format!("{:.3}", time.max(0.0));
+        let filter = format!("scale='min({max_side},iw)':-2");
+        let args: Vec<&OsStr> = vec![
+            "-v".as_ref(),
+            "error".as_ref(),
+            "-nostdin".as_ref(),
+            "-ss".as_ref(),
+            at.as_ref(),
+            "-i".as_ref(),
+            input.as_os_str(),
+            "-map".as_ref(),
+            "0:v:0".as_ref(),
+            "-frames:v".as_ref(),
+            "1".as_ref(),
+            "-vf".as_ref(),
+            filter.as_ref(),
+            "-q:v".as_ref(),
+            "4".as_ref(),
+            "-y".as_ref(),
+            path.as_os_str(),
+        ];
+        self.runner.run(self.ffmpeg(), args, self.timeout()).await?;
+        Ok(())
+    }
+
+    /// The shots `cut` found, as (start, end) seconds; none when it has not run.
+    pub async fn shots(&self) -> Result<Vec<(f64, f64)>, StepError> {
+        let cut = results::document(self.pool, &self.file.file_uuid, "cut").await?;
+        Ok(cut
+            .and_then(|doc| doc["result"]["shots"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|s| Some((s["start_time"].as_f64()?, s["end_time"].as_f64()?)))
+            .collect())
+    }
+}
