@@ -291,5 +291,47 @@ async fn findings(pool: &sqlx::PgPool, file_uuid: &str) -> Result<String, CliErr
             );
         }
     }
+    if let Some(yolo) = get("yolo") {
+        let labels = yolo["labels"].as_object().cloned().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "objects: {} detections on {} samples",
+            yolo["detections"].as_array().map_or(0, Vec::len),
+            yolo["frames"].as_u64().unwrap_or(0)
+        );
+        for (label, summary) in &labels {
+            let _ = writeln!(
+                out,
+                "  {:>8.2}-{:<8.2} s  {label}: {} detections, up to {} at once, best {:.2}",
+                summary["first_seen"].as_f64().unwrap_or(0.0),
+                summary["last_seen"].as_f64().unwrap_or(0.0),
+                summary["detections"].as_u64().unwrap_or(0),
+                summary["most_at_once"].as_u64().unwrap_or(0),
+                summary["best_score"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    if let Some(pose) = get("pose") {
+        let _ = writeln!(
+            out,
+            "poses: {} people on {} samples, up to {} at once",
+            pose["poses"].as_array().map_or(0, Vec::len),
+            pose["frames"].as_u64().unwrap_or(0),
+            pose["people_most_at_once"].as_u64().unwrap_or(0)
+        );
+    }
+    if let Some(chunks) = get("visual_chunk") {
+        let list = chunks["chunks"].as_array().cloned().unwrap_or_default();
+        let _ = writeln!(out, "visual chunks: {}", list.len());
+        for chunk in &list {
+            let _ = writeln!(
+                out,
+                "  {:>8.2}-{:<8.2} s  {}",
+                chunk["start_time"].as_f64().unwrap_or(0.0),
+                chunk["end_time"].as_f64().unwrap_or(0.0),
+                chunk["description"].as_str().unwrap_or("?")
+            );
+        }
+    }
     Ok(out)
 }

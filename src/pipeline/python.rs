@@ -118,7 +118,16 @@ impl ScriptEnv {
                     self.env_dir.display()
                 )
             })?,
-            Runtime::Node => self.node_dir.join("node_modules"),
+            Runtime::Node => {
+                let modules = self.node_dir.join("node_modules");
+                if !modules.is_dir() {
+                    return Err(format!(
+                        "the Node.js environment {} is missing (run tools/setup)",
+                        self.node_dir.display()
+                    ));
+                }
+                modules
+            }
         };
         pointer.verify(&base, hashes)?;
         Ok(base.join(&pointer.root))

@@ -122,6 +122,17 @@ impl PipelineChecker {
                     .english
                     .get(TOOL_CACHE, move || has_english(&tesseract)),
         };
+        // Each script's `--check` starts an interpreter and imports its libraries (a second or
+        // more): run them side by side, so the first report waits for the slowest, not the sum.
+        std::thread::scope(|scope| {
+            for name in PROCESSORS {
+                if requirements(name).is_some_and(|needs| !needs.scripts.is_empty()) {
+                    scope.spawn(move || {
+                        let _ = self.script_starts(name);
+                    });
+                }
+            }
+        });
         let mut processors = BTreeMap::new();
         let mut processor_problems = BTreeMap::new();
         for name in PROCESSORS {

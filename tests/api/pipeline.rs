@@ -36,15 +36,35 @@ async fn a_video_goes_through_cut_scene_and_ocr_to_the_truth() {
     // Every processor that can run here; the speech ones find no sound in this video.
     assert_eq!(
         queued["processors"],
-        json!(["cut", "scene", "asr", "asrx", "face", "ocr"])
+        json!([
+            "cut",
+            "scene",
+            "asr",
+            "asrx",
+            "yolo",
+            "visual_chunk",
+            "face",
+            "pose",
+            "ocr"
+        ])
     );
     let progress = app
-        .wait_for_job(&key, &uuid, Duration::from_secs(120))
+        .wait_for_job(&key, &uuid, Duration::from_secs(240))
         .await;
     assert_eq!(progress["job_status"], "completed", "{progress}");
     assert_eq!(progress["percent"], 100);
     assert_eq!(progress["status"], "completed");
-    for name in ["cut", "scene", "asr", "asrx", "face", "ocr"] {
+    for name in [
+        "cut",
+        "scene",
+        "asr",
+        "asrx",
+        "face",
+        "ocr",
+        "yolo",
+        "pose",
+        "visual_chunk",
+    ] {
         let step = &progress["processors"][name];
         assert_eq!(step["status"], "completed", "{name}: {step}");
         assert!(step["duration_ms"].as_i64().is_some() && step["finished_at"].is_string());
@@ -168,7 +188,7 @@ async fn a_video_goes_through_cut_scene_and_ocr_to_the_truth() {
         .get_with_key(&format!("/api/v1/jobs/{job_id}"), &key)
         .await;
     assert_eq!(job["status"], "completed");
-    assert_eq!(job["steps"].as_array().unwrap().len(), 6);
+    assert_eq!(job["steps"].as_array().unwrap().len(), 9);
     let (_, listed) = app
         .get_with_key("/api/v1/jobs?status=completed", &key)
         .await;
