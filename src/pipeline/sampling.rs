@@ -57,11 +57,13 @@ impl StepContext<'_> {
             .collect())
     }
 
-    /// Frames every `1/rate` seconds as one raw RGB file in `dir`, each letterboxed into a
-    /// `side`-pixel square (a squashed picture hides objects from the detector).
+    /// Frames every `1/rate` seconds from `start` for `length` seconds as one raw RGB file
+    /// in `dir`, each letterboxed into a `side`-pixel square (a squashed picture hides
+    /// objects from the detector). Times are seconds from the start of the file.
     pub async fn sample_raw(
         &self,
         dir: &Path,
+        (start, length): (f64, f64),
         rate: f64,
         side: u32,
     ) -> Result<RawFrames, StepError> {
@@ -78,10 +80,15 @@ impl StepContext<'_> {
             format!("fps={rate:.6},scale={w}:{h},setsar=1,pad={side}:{side}:{x}:{y}:black");
         let path = dir.join("frames.rgb");
         let input = self.input();
+        let (from, span) = (format!("{start:.3}"), format!("{length:.3}"));
         let args: Vec<&OsStr> = vec![
             "-v".as_ref(),
             "error".as_ref(),
             "-nostdin".as_ref(),
+            "-ss".as_ref(),
+            from.as_ref(),
+            "-t".as_ref(),
+            span.as_ref(),
             "-i".as_ref(),
             input.as_os_str(),
             "-map".as_ref(),
@@ -105,7 +112,7 @@ impl StepContext<'_> {
             path,
             side,
             content: [x, y, w, h],
-            times: (0..count).map(|i| i as f64 / rate).collect(),
+            times: (0..count).map(|i| start + i as f64 / rate).collect(),
         })
     }
 

@@ -22,6 +22,9 @@ const NMS_IOU: f64 = 0.5;
 const MAX_OBJECTS: u32 = 50;
 /// The most samples of one file: a long file is sampled more sparsely.
 const MAX_SAMPLES: f64 = 20_000.0;
+/// Video looked at per run of the script: a raw 512x512 frame is 768 KiB, so this bounds
+/// the scratch space (about 280 MB at 3 samples a second).
+const BATCH_SECONDS: f64 = 120.0;
 pub const MODEL: &str = "object-detector";
 
 /// One object on one sampled frame.
@@ -43,28 +46,42 @@ pub async fn run(ctx: &StepContext<'_>) -> Result<Value, StepError> {
         .ok_or_else(|| StepError::new("the file has no duration; nothing to sample"))?;
     let rate = ctx.tools.yolo_fps.min(MAX_SAMPLES / duration);
     let model = ctx.model(MODEL)?;
-    let scratch = ctx.scratch()?;
-    let frames = ctx.sample_raw(scratch.path(), rate, SIDE).await?;
-    let request = json!({
-        "frames": {
-            "path": frames.path,
-            "width": frames.side,
-            "height": frames.side,
-            "times": frames.times,
-        },
-        "content": frames.content,
-        "model": model,
-        "min_score": MIN_SCORE,
-        "iou": NMS_IOU,
-        "max_objects": MAX_OBJECTS,
-    });
-    let answer = ctx.run_script("yolo", &request).await?;
-    let detections = parse(&answer)?;
+    let mut detections = Vec::new();
+    let (mut samples, mut start, mut answer) = (0, 0.0, Value::Null);
+    // A whole number of samples per batch, so that sample times stay on one grid.
+    let batch = (BATCH_SECONDS * rate).ceil().max(1.0) / rate;
+    while start < duration {
+        let scratch = ctx.scratch()?;
+        let frames = ctx
+            .sample_raw(scratch.path(), (start, batch), rate, SIDE)
+            .await?;
+        if frames.times.is_empty() {
+            break;
+        }
+        let request = json!({
+            "frames": {
+                "path": frames.path,
+                "width": frames.side,
+                "height": frames.side,
+                "times": frames.times,
+            },
+            "content": frames.content,
+            "model": model,
+            "min_score": MIN_SCORE,
+            "iou": NMS_IOU,
+            "max_objects": MAX_OBJECTS,
+        });
+        answer = ctx.run_script("yolo", &request).await?;
+        detections.extend(parse(&answer, samples)?);
+        samples += frames.times.len();
+        start += batch;
+    }
     store(ctx, &detections).await?;
-    Ok(document(&detections, frames.times.len(), rate, &answer))
+    Ok(document(&detections, samples, rate, &answer))
 }
 
-fn parse(answer: &Value) -> Result<Vec<Detection>, StepError> {
+/// The detections of one batch whose first sample is number `first` of the file.
+fn parse(answer: &Value, first: usize) -> Result<Vec<Detection>, StepError> {
     let list = answer["detections"]
         .as_array()
         .ok_or_else(|| StepError::new("yolo.js returned no `detections` list"))?;
@@ -82,7 +99,7 @@ fn parse(answer: &Value) -> Result<Vec<Detection>, StepError> {
             ) {
                 (Some(sample), Some(time), Some(label), Some(score)) if bbox.len() == 4 => {
                     Ok(Detection {
-                        sample: sample as usize,
+                        sample: first + sample as usize,
                         time,
                         label: label.to_owned(),
                         score,

@@ -33,7 +33,11 @@ pub async fn run(ctx: &StepContext<'_>) -> Result<Value, StepError> {
         .ok_or_else(|| StepError::new("no yolo result for this file (run yolo first)"))?;
     let (detections, rate) = yolo::from_document(&doc["result"])
         .ok_or_else(|| StepError::new("the yolo result has no detections list or sample rate"))?;
-    let shots = ctx.shots().await?;
+    let mut shots = ctx.shots().await?;
+    if shots.is_empty() {
+        // No shot list (cut found none, or an older result): the whole file is one shot.
+        shots.push((0.0, ctx.file.duration.unwrap_or(f64::INFINITY)));
+    }
     let tracks = chunks::follow(&detections, &shots);
     let found = chunks::chunks(&tracks, &shots, rate);
     let descriptions: Vec<String> = found.iter().map(|c| chunks::describe(&c.counts)).collect();
