@@ -36,11 +36,7 @@ pub struct Span {
 }
 
 pub async fn run(ctx: &StepContext<'_>) -> Result<Value, StepError> {
-    let duration = ctx
-        .file
-        .duration
-        .filter(|d| *d > 0.0)
-        .ok_or_else(|| StepError::new("the file has no duration; nothing to sample"))?;
+    let duration = ctx.duration()?;
     if ctx.file.file_type != "video" {
         return Ok(json!({"texts": [], "samples": 0, "note": "no picture to read"}));
     }

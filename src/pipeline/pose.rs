@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use super::context::{StepContext, StepError};
+use super::sampling::frames_json;
 
 /// People the detector is less sure of are dropped: on the test pictures people scored
 /// 0.69-0.72 and a cup of coffee 0.53.
@@ -28,22 +29,13 @@ struct Pose {
 }
 
 pub async fn run(ctx: &StepContext<'_>) -> Result<Value, StepError> {
-    let duration = ctx
-        .file
-        .duration
-        .filter(|d| *d > 0.0)
-        .ok_or_else(|| StepError::new("the file has no duration; nothing to sample"))?;
+    let duration = ctx.duration()?;
     let rate = ctx.tools.pose_fps.min(MAX_SAMPLES / duration);
     let (detector, landmarks) = (ctx.model(DETECTOR)?, ctx.model(LANDMARKS)?);
     let scratch = ctx.scratch()?;
     let pictures = ctx.sample_jpegs(scratch.path(), rate).await?;
-    let frames: Vec<Value> = pictures
-        .iter()
-        .enumerate()
-        .map(|(i, (path, time))| json!({"index": i, "time": time, "path": path}))
-        .collect();
     let request = json!({
-        "frames": frames,
+        "frames": frames_json(&pictures),
         "detector": detector,
         "landmarks": landmarks,
         "max_people": MAX_PEOPLE,

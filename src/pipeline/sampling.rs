@@ -18,7 +18,24 @@ pub struct RawFrames {
     pub times: Vec<f64>,
 }
 
+/// Sampled pictures as a script's request lists them: index, time, path.
+pub fn frames_json(pictures: &[(PathBuf, f64)]) -> Vec<serde_json::Value> {
+    pictures
+        .iter()
+        .enumerate()
+        .map(|(i, (path, time))| serde_json::json!({"index": i, "time": time, "path": path}))
+        .collect()
+}
+
 impl StepContext<'_> {
+    /// The file's length in seconds, for the processors that sample it.
+    pub fn duration(&self) -> Result<f64, StepError> {
+        self.file
+            .duration
+            .filter(|d| *d > 0.0)
+            .ok_or_else(|| StepError::new("the file has no duration; nothing to sample"))
+    }
+
     /// Frames every `1/rate` seconds as JPEG files in `dir`, with their times.
     pub async fn sample_jpegs(
         &self,
@@ -28,20 +45,8 @@ impl StepContext<'_> {
         let input = self.input();
         let filter = format!("fps={rate:.6}");
         let pattern = dir.join("%06d.jpg");
-        let args: Vec<&OsStr> = vec![
-            "-v".as_ref(),
-            "error".as_ref(),
-            "-nostdin".as_ref(),
-            "-i".as_ref(),
-            input.as_os_str(),
-            "-map".as_ref(),
-            "0:v:0".as_ref(),
-            "-vf".as_ref(),
-            filter.as_ref(),
-            "-q:v".as_ref(),
-            "3".as_ref(),
-            pattern.as_os_str(),
-        ];
+        let mut args = picture_args(&[], &input, &filter);
+        args.extend::<[&OsStr; 3]>(["-q:v".as_ref(), "3".as_ref(), pattern.as_os_str()]);
         self.runner.run(self.ffmpeg(), args, self.timeout()).await?;
         let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| StepError::new(format!("cannot read the sampled frames: {e}")))?
@@ -81,27 +86,16 @@ impl StepContext<'_> {
         let path = dir.join("frames.rgb");
         let input = self.input();
         let (from, span) = (format!("{start:.3}"), format!("{length:.3}"));
-        let args: Vec<&OsStr> = vec![
-            "-v".as_ref(),
-            "error".as_ref(),
-            "-nostdin".as_ref(),
-            "-ss".as_ref(),
-            from.as_ref(),
-            "-t".as_ref(),
-            span.as_ref(),
-            "-i".as_ref(),
-            input.as_os_str(),
-            "-map".as_ref(),
-            "0:v:0".as_ref(),
-            "-vf".as_ref(),
-            filter.as_ref(),
+        let window: [&OsStr; 4] = ["-ss".as_ref(), from.as_ref(), "-t".as_ref(), span.as_ref()];
+        let mut args = picture_args(&window, &input, &filter);
+        args.extend::<[&OsStr; 6]>([
             "-pix_fmt".as_ref(),
             "rgb24".as_ref(),
             "-f".as_ref(),
             "rawvideo".as_ref(),
             "-y".as_ref(),
             path.as_os_str(),
-        ];
+        ]);
         self.runner.run(self.ffmpeg(), args, self.timeout()).await?;
         let bytes = std::fs::metadata(&path)
             .map_err(|e| StepError::new(format!("cannot read the sampled frames: {e}")))?
@@ -121,25 +115,15 @@ impl StepContext<'_> {
         let input = self.input();
         let at = format!("{:.3}", time.max(0.0));
         let filter = format!("scale='min({max_side},iw)':-2");
-        let args: Vec<&OsStr> = vec![
-            "-v".as_ref(),
-            "error".as_ref(),
-            "-nostdin".as_ref(),
-            "-ss".as_ref(),
-            at.as_ref(),
-            "-i".as_ref(),
-            input.as_os_str(),
-            "-map".as_ref(),
-            "0:v:0".as_ref(),
+        let mut args = picture_args(&["-ss".as_ref(), at.as_ref()], &input, &filter);
+        args.extend::<[&OsStr; 6]>([
             "-frames:v".as_ref(),
             "1".as_ref(),
-            "-vf".as_ref(),
-            filter.as_ref(),
             "-q:v".as_ref(),
             "4".as_ref(),
             "-y".as_ref(),
             path.as_os_str(),
-        ];
+        ]);
         self.runner.run(self.ffmpeg(), args, self.timeout()).await?;
         Ok(())
     }
@@ -154,4 +138,20 @@ impl StepContext<'_> {
             .filter_map(|s| Some((s["start_time"].as_f64()?, s["end_time"].as_f64()?)))
             .collect())
     }
+}
+
+/// ffmpeg's arguments up to the output options: quiet, `before` the input (a seek), the file's
+/// first video stream through `filter`.
+fn picture_args<'a>(before: &[&'a OsStr], input: &'a Path, filter: &'a str) -> Vec<&'a OsStr> {
+    let mut args: Vec<&OsStr> = vec!["-v".as_ref(), "error".as_ref(), "-nostdin".as_ref()];
+    args.extend_from_slice(before);
+    args.extend::<[&OsStr; 6]>([
+        "-i".as_ref(),
+        input.as_os_str(),
+        "-map".as_ref(),
+        "0:v:0".as_ref(),
+        "-vf".as_ref(),
+        filter.as_ref(),
+    ]);
+    args
 }

@@ -39,11 +39,7 @@ pub struct Detection {
 }
 
 pub async fn run(ctx: &StepContext<'_>) -> Result<Value, StepError> {
-    let duration = ctx
-        .file
-        .duration
-        .filter(|d| *d > 0.0)
-        .ok_or_else(|| StepError::new("the file has no duration; nothing to sample"))?;
+    let duration = ctx.duration()?;
     let rate = ctx.tools.yolo_fps.min(MAX_SAMPLES / duration);
     let model = ctx.model(MODEL)?;
     let mut detections = Vec::new();

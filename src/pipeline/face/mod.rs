@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::context::{StepContext, StepError, Tools, run_script};
 use super::runner::Runner;
+use super::sampling::frames_json;
 use crate::identities::matching;
 use tracks::{Detection, SAME_PERSON, Track};
 
@@ -49,13 +50,8 @@ pub async fn find_faces(
             .model(name, &tools.hashes)
             .map_err(StepError::new)
     };
-    let frames: Vec<Value> = pictures
-        .iter()
-        .enumerate()
-        .map(|(i, (path, time))| json!({"index": i, "time": time, "path": path}))
-        .collect();
     let request = json!({
-        "frames": frames,
+        "frames": frames_json(pictures),
         "detector": model(DETECTOR)?,
         "landmarks": model(LANDMARKS)?,
         "encoder": model(ENCODER)?,
@@ -106,11 +102,7 @@ pub async fn find_faces(
 }
 
 pub async fn run(ctx: &StepContext<'_>) -> Result<Value, StepError> {
-    let duration = ctx
-        .file
-        .duration
-        .filter(|d| *d > 0.0)
-        .ok_or_else(|| StepError::new("the file has no duration; nothing to sample"))?;
+    let duration = ctx.duration()?;
     let rate = RATE.min(MAX_SAMPLES / duration);
     let scratch = ctx.scratch()?;
     let pictures = ctx.sample_jpegs(scratch.path(), rate).await?;
