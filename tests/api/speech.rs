@@ -33,14 +33,6 @@ fn conversation() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-async fn result(app: &TestApp, key: &str, uuid: &str, processor: &str) -> Value {
-    let (status, body) = app
-        .get_with_key(&format!("/api/v1/files/{uuid}/results/{processor}"), key)
-        .await;
-    assert_eq!(status, 200, "{processor}: {body}");
-    body["result"].clone()
-}
-
 /// The segment that overlaps `line` most.
 fn segment_of<'a>(segments: &'a [Value], line: &Line) -> &'a Value {
     let overlap = |s: &Value| {
@@ -75,7 +67,7 @@ async fn speech_is_transcribed_timed_attributed_and_searchable() {
     assert_eq!(progress["job_status"], "completed", "{progress}");
 
     // The words, within a word error rate that Whisper tiny reaches on espeak-ng's voices.
-    let asr = result(&app, &key, &uuid, "asr").await;
+    let asr = app.result(&key, &uuid, "asr").await;
     assert_eq!(asr["language"], "en");
     let segments = asr["segments"].as_array().unwrap().clone();
     let said: Vec<&str> = truth.iter().map(|l| l.text).collect();
@@ -98,7 +90,7 @@ async fn speech_is_transcribed_timed_attributed_and_searchable() {
     }
 
     // Two speakers, each line's segment labelled with its voice.
-    let asrx = result(&app, &key, &uuid, "asrx").await;
+    let asrx = app.result(&key, &uuid, "asrx").await;
     assert_eq!(asrx["speakers"].as_array().unwrap().len(), 2, "{asrx}");
     let labelled = asrx["segments"].as_array().unwrap().clone();
     let label = |line: &Line| segment_of(&labelled, line)["speaker"].clone();
@@ -162,7 +154,7 @@ async fn speech_is_transcribed_timed_attributed_and_searchable() {
     let (_, found) = app.get_with_key("/api/v1/search?q=sunflowers", &key).await;
     assert_eq!(found["results"][0]["speaker"], "SPEAKER_1", "{found}");
     // Confidence is per segment (the mean of its words), not per decoding window.
-    let confidences: Vec<f64> = result(&app, &key, &uuid, "asr").await["segments"]
+    let confidences: Vec<f64> = app.result(&key, &uuid, "asr").await["segments"]
         .as_array()
         .unwrap()
         .iter()
@@ -199,7 +191,7 @@ async fn a_file_dropped_beside_the_scripts_cannot_stand_in_for_a_library() {
         .process_and_wait(&key, &uuid, &["asr"], Duration::from_secs(120))
         .await;
     assert_eq!(progress["job_status"], "completed", "{progress}");
-    let asr = result(&app, &key, &uuid, "asr").await;
+    let asr = app.result(&key, &uuid, "asr").await;
     let heard = asr["segments"][0]["text"]
         .as_str()
         .unwrap_or_default()

@@ -11,14 +11,6 @@ use crate::helpers::TestApp;
 use crate::helpers::media::pipeline_app;
 use crate::helpers::objects::make_object_video;
 
-async fn result(app: &TestApp, key: &str, uuid: &str, processor: &str) -> Value {
-    let (status, body) = app
-        .get_with_key(&format!("/api/v1/files/{uuid}/results/{processor}"), key)
-        .await;
-    assert_eq!(status, 200, "{processor}: {body}");
-    body["result"].clone()
-}
-
 /// The times at which `label` was detected.
 fn times_of(yolo: &Value, label: &str) -> Vec<f64> {
     yolo["detections"]
@@ -63,7 +55,7 @@ async fn objects_poses_and_chunks_are_found_and_searchable() {
     assert_eq!(progress["job_status"], "completed", "{progress}");
 
     // yolo: each object on most of its samples, and only while it is shown.
-    let yolo = result(&app, &key, &uuid, "yolo").await;
+    let yolo = app.result(&key, &uuid, "yolo").await;
     let rate = yolo["sample_rate"].as_f64().unwrap();
     assert_eq!(rate, 3.0);
     for (label, from, to) in [
@@ -98,7 +90,7 @@ async fn objects_poses_and_chunks_are_found_and_searchable() {
     assert!((0.55..0.95).contains(&centre), "{bike}");
 
     // pose: the cameraman's 33 keypoints while he is shown, nobody on the cat's shot.
-    let pose = result(&app, &key, &uuid, "pose").await;
+    let pose = app.result(&key, &uuid, "pose").await;
     assert_eq!(pose["keypoint_names"].as_array().unwrap().len(), 33);
     let poses = pose["poses"].as_array().unwrap();
     let during = poses
@@ -122,7 +114,7 @@ async fn objects_poses_and_chunks_are_found_and_searchable() {
     }
 
     // visual_chunk: three stretches, each described by what is in it.
-    let chunks = result(&app, &key, &uuid, "visual_chunk").await["chunks"].clone();
+    let chunks = app.result(&key, &uuid, "visual_chunk").await["chunks"].clone();
     let described: Vec<(String, f64, f64)> = chunks
         .as_array()
         .unwrap()

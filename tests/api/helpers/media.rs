@@ -259,6 +259,14 @@ pub async fn pipeline_app(
 }
 
 impl TestApp {
+    /// The `result` of a processor's document for a file (expecting 200).
+    pub async fn result(&self, key: &str, file_uuid: &str, processor: &str) -> serde_json::Value {
+        let path = format!("/api/v1/files/{file_uuid}/results/{processor}");
+        let (status, body) = self.get_with_key(&path, key).await;
+        assert_eq!(status, 200, "{processor}: {body}");
+        body["result"].clone()
+    }
+
     /// Polls a file's progress until its job has ended; returns the last answer.
     pub async fn wait_for_job(
         &self,
