@@ -106,13 +106,16 @@ impl Application {
         background.push(monitor_task);
         let (cpu, cpu_task) = resources::spawn_cpu_sampler(stop_background.subscribe());
         background.push(cpu_task);
-        let reports = detailed_reports(&settings, probes, cpu);
+        // One pipeline checker for the report, the worker and auto-processing: one set of
+        // cached script checks and model hashes.
+        let checker = Arc::new(pipeline_checker(&settings));
+        let reports = detailed_reports(&settings, probes, cpu, checker.clone());
         reports.warm_up();
 
         let mut registrar =
             Registrar::new(db.clone(), &settings.media_roots, settings.ffprobe.clone());
         if settings.auto_process {
-            registrar = registrar.with_auto_process(Arc::new(pipeline_checker(&settings)));
+            registrar = registrar.with_auto_process(checker.clone());
         }
         let registrar = Arc::new(registrar);
         if settings.watch_enabled {
@@ -132,7 +135,7 @@ impl Application {
             background.push(worker::spawn(
                 db.clone(),
                 shared_tools.clone(),
-                Arc::new(pipeline_checker(&settings)),
+                checker.clone(),
                 worker_config(&settings),
                 stop_background.subscribe(),
             ));
@@ -290,8 +293,14 @@ pub fn worker_config(settings: &Settings) -> WorkerConfig {
     }
 }
 
-pub fn detailed_reports(settings: &Settings, probes: Probes, cpu: CpuGauge) -> DetailedReports {
-    let pipeline = pipeline_checker(settings);
+/// The detailed report's builder; `pipeline` is shared with the worker, so both see one set
+/// of cached checks.
+pub fn detailed_reports(
+    settings: &Settings,
+    probes: Probes,
+    cpu: CpuGauge,
+    pipeline: Arc<PipelineChecker>,
+) -> DetailedReports {
     let dirs = ReportDirs {
         data: settings.data_dir.clone(),
         identities: settings.identities_dir.clone(),

@@ -108,7 +108,7 @@ pub async fn run(settings: &Settings, args: AnalyzeArgs) -> Result<ExitCode, Cli
     let task = worker::spawn(
         db.clone(),
         tools(settings, &db.pool),
-        checker,
+        checker.clone(),
         config,
         stopped.clone(),
     );
@@ -141,7 +141,7 @@ pub async fn run(settings: &Settings, args: AnalyzeArgs) -> Result<ExitCode, Cli
     };
     let (cpu, sampler) = spawn_cpu_sampler(stopped);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let health = detailed_reports(settings, probes, cpu).get().await;
+    let health = detailed_reports(settings, probes, cpu, checker).get().await;
     sampler.abort();
     print!("\n{}", super::health::render("this machine", &health));
     Ok(if status == "completed" {

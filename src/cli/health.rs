@@ -179,6 +179,13 @@ pub fn render(base: &str, report: &Value) -> String {
                 }
             ),
         );
+        for (name, why) in p["processor_problems"].as_object().into_iter().flatten() {
+            line(
+                "--",
+                "",
+                format!("{name} not ready: {}", why.as_str().unwrap_or("?")),
+            );
+        }
     }
     if unknown("identities") {
         line("WARN", "identities", NOT_MEASURED.to_owned());

@@ -51,7 +51,7 @@ pub struct DetailedReports {
 impl DetailedReports {
     pub fn new(
         probes: Probes,
-        pipeline: PipelineChecker,
+        pipeline: Arc<PipelineChecker>,
         cpu: CpuGauge,
         dirs: ReportDirs,
         tmdb: Tmdb,
@@ -61,7 +61,7 @@ impl DetailedReports {
             pipeline_running: Arc::default(),
             last_pipeline: Arc::default(),
             probes,
-            pipeline: Arc::new(pipeline),
+            pipeline,
             cpu,
             data_dir: dirs.data,
             identities_dir: dirs.identities,
