@@ -22,9 +22,14 @@ const NMS_IOU: f64 = 0.5;
 const MAX_OBJECTS: u32 = 50;
 /// The most samples of one file: a long file is sampled more sparsely.
 const MAX_SAMPLES: f64 = 20_000.0;
-/// Video looked at per run of the script: a raw 512x512 frame is 768 KiB, so this bounds
-/// the scratch space (about 280 MB at 3 samples a second).
+/// Video looked at per run of the script, at most: a raw 512x512 frame is 768 KiB, so this
+/// bounds the scratch space (about 280 MB per batch at 3 samples a second) ...
 const BATCH_SECONDS: f64 = 120.0;
+/// ... and at least, so that a short file is not split into many starts of Node.js.
+const MIN_BATCH_SECONDS: f64 = 10.0;
+/// Batches run side by side: TensorFlow.js's wasm backend uses one thread under Node.js, so
+/// two processes use two cores.
+const SIDE_BY_SIDE: usize = 2;
 pub const MODEL: &str = "object-detector";
 
 /// One object on one sampled frame.
@@ -42,38 +47,69 @@ pub async fn run(ctx: &StepContext<'_>) -> Result<Value, StepError> {
     let duration = ctx.duration()?;
     let rate = ctx.tools.yolo_fps.min(MAX_SAMPLES / duration);
     let model = ctx.model(MODEL)?;
-    let mut detections = Vec::new();
-    let (mut samples, mut start, mut answer) = (0, 0.0, Value::Null);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let side_by_side = SIDE_BY_SIDE.min(cores).max(1);
     // A whole number of samples per batch, so that sample times stay on one grid.
-    let batch = (BATCH_SECONDS * rate).ceil().max(1.0) / rate;
-    while start < duration {
-        let scratch = ctx.scratch()?;
-        let frames = ctx
-            .sample_raw(scratch.path(), (start, batch), rate, SIDE)
-            .await?;
-        if frames.times.is_empty() {
-            break;
+    let seconds = (duration / side_by_side as f64).clamp(MIN_BATCH_SECONDS, BATCH_SECONDS);
+    let per_batch = (seconds * rate).ceil().max(1.0) as usize;
+    let starts: Vec<usize> = (0..)
+        .map(|n| n * per_batch)
+        .take_while(|first| (*first as f64) / rate < duration)
+        .collect();
+    let (mut detections, mut samples, mut answer) = (Vec::new(), 0, Value::Null);
+    for group in starts.chunks(side_by_side) {
+        let batch = |first: usize| detect(ctx, &model, first, per_batch, rate);
+        let done = match group {
+            [a, b] => {
+                let (a, b) = tokio::join!(batch(*a), batch(*b));
+                vec![a?, b?]
+            }
+            _ => vec![batch(group[0]).await?],
+        };
+        for (found, count, said) in done {
+            detections.extend(found);
+            samples += count;
+            if !said.is_null() {
+                answer = said;
+            }
         }
-        let request = json!({
-            "frames": {
-                "path": frames.path,
-                "width": frames.side,
-                "height": frames.side,
-                "times": frames.times,
-            },
-            "content": frames.content,
-            "model": model,
-            "min_score": MIN_SCORE,
-            "iou": NMS_IOU,
-            "max_objects": MAX_OBJECTS,
-        });
-        answer = ctx.run_script("yolo", &request).await?;
-        detections.extend(parse(&answer, samples)?);
-        samples += frames.times.len();
-        start += batch;
     }
     store(ctx, &detections).await?;
-    Ok(document(&detections, samples, rate, &answer))
+    let mut doc = document(&detections, samples, rate, &answer);
+    doc["processes"] = json!(side_by_side);
+    Ok(doc)
+}
+
+/// Samples `count` frames from sample number `first` on and runs the detector on them: the
+/// detections, how many frames there were, and the script's answer.
+async fn detect(
+    ctx: &StepContext<'_>,
+    model: &std::path::Path,
+    first: usize,
+    count: usize,
+    rate: f64,
+) -> Result<(Vec<Detection>, usize, Value), StepError> {
+    let scratch = ctx.scratch()?;
+    let window = (first as f64 / rate, count as f64 / rate);
+    let frames = ctx.sample_raw(scratch.path(), window, rate, SIDE).await?;
+    if frames.times.is_empty() {
+        return Ok((Vec::new(), 0, Value::Null));
+    }
+    let request = json!({
+        "frames": {
+            "path": frames.path,
+            "width": frames.side,
+            "height": frames.side,
+            "times": frames.times,
+        },
+        "content": frames.content,
+        "model": model,
+        "min_score": MIN_SCORE,
+        "iou": NMS_IOU,
+        "max_objects": MAX_OBJECTS,
+    });
+    let answer = ctx.run_script("yolo", &request).await?;
+    Ok((parse(&answer, first)?, frames.times.len(), answer))
 }
 
 /// The detections of one batch whose first sample is number `first` of the file.
@@ -176,7 +212,7 @@ fn document(detections: &[Detection], frames: usize, rate: f64, answer: &Value) 
     json!({
         "model": "centernet (COCO, 80 classes; npm @vladmandic/human 3.3.6)",
         "runtime": format!(
-            "TensorFlow.js {} backend, {} thread(s)",
+            "TensorFlow.js {} backend, {} thread(s) per process",
             answer["backend"].as_str().unwrap_or("wasm"),
             answer["threads"].as_u64().unwrap_or(1)
         ),
