@@ -254,3 +254,48 @@ pub fn from_document(doc: &Value) -> Option<(Vec<Detection>, f64)> {
         .collect();
     Some((detections, rate))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_answer_becomes_detections_on_the_file_grid_and_back() {
+        let answer = json!({
+            "detections": [
+                {"frame": 0, "time": 10.0, "label": "cat", "class": 15, "score": 0.7,
+                 "box": [0.1, 0.2, 0.3, 0.4]},
+                {"frame": 2, "time": 10.667, "label": "person", "class": 0, "score": 0.6,
+                 "box": [-0.01, 0.5, 0.5, 1.2]},
+            ],
+            "backend": "wasm", "threads": 1,
+        });
+        let found = parse(&answer, 30).unwrap();
+        assert_eq!((found[0].sample, found[1].sample), (30, 32));
+        // Boxes spilling past the frame are clipped to it.
+        assert_eq!(found[1].bbox, [0.0, 0.5, 0.5, 1.0]);
+        let doc = document(&found, 36, 3.0, &answer);
+        assert_eq!(doc["labels"]["cat"]["detections"], 1);
+        let (back, rate) = from_document(&doc).unwrap();
+        assert_eq!((back, rate), (found, 3.0));
+    }
+
+    #[test]
+    fn an_answer_missing_parts_fails_the_step_with_a_reason() {
+        let broken = json!({"detections": [{"frame": 0, "time": 0.0, "label": "cat"}]});
+        let error = parse(&broken, 0).unwrap_err();
+        assert!(
+            error
+                .0
+                .contains("without frame, time, label, score and box"),
+            "{}",
+            error.0
+        );
+        assert!(
+            parse(&json!({}), 0)
+                .unwrap_err()
+                .0
+                .contains("no `detections`")
+        );
+    }
+}
