@@ -265,6 +265,7 @@ pub fn pipeline_checker(settings: &Settings) -> PipelineChecker {
 pub fn tools(settings: &Settings, pool: &sqlx::PgPool) -> Tools {
     Tools {
         ffmpeg: settings.ffmpeg.clone(),
+        ffprobe: settings.ffprobe.clone(),
         tesseract: settings.tesseract.clone(),
         // Absolute: processors hand paths to programs and make links (a relative link target
         // would be read from the link's own folder).

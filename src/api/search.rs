@@ -10,15 +10,24 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState, ErrorCode};
 use crate::db::search::{self, SOURCES};
-use crate::pipeline::visual_chunk;
+use crate::pipeline::{visual_chunk, yolo};
 use crate::vectors::{PointId, Search, VectorError};
 
 /// Longest query accepted, in characters.
 const MAX_QUERY: usize = 500;
-/// Visual chunks less similar than this to the query are not matches. all-MiniLM-L6-v2
-/// scores a query naming what is in a chunk ("a cat" / "a cat and a cup") about 0.5-0.8 and
-/// unrelated pairs below 0.25.
-const MIN_SIMILARITY: f32 = 0.35;
+/// When the query is this close to one of the detector's labels (cosine), and closer by
+/// `LABEL_MARGIN` than to any other, it names that label ("kitten": cat 0.79, dog 0.52;
+/// "motorbike rider": motorcycle 0.70, bicycle 0.53; "man": person 0.41, car 0.29), and only
+/// chunks with that label match: otherwise "dog" would find "a cat" (0.52), the nearest thing
+/// there is.
+const LABEL_SIMILARITY: f32 = 0.4;
+const LABEL_MARGIN: f32 = 0.1;
+/// A query that names no label ("a man filming", "astronaut") matches chunks at least this
+/// similar to it.
+const MIN_SIMILARITY: f32 = 0.4;
+/// For a query that names a label: chunks looked at (best first) before keeping those with it.
+const LABEL_CANDIDATES: usize = 200;
+const LABEL_FLOOR: f32 = 0.2;
 
 #[derive(Debug, Deserialize)]
 pub struct SearchQuery {
@@ -87,7 +96,10 @@ pub async fn search(
     });
     if source.is_none_or(|s| s == "visual") {
         match visual_matches(&state, text, limit, offset).await {
-            Ok(matches) => body["visual_matches"] = json!(matches),
+            Ok((label, matches)) => {
+                body["visual_matches"] = json!(matches);
+                body["visual_label"] = json!(label);
+            }
             Err(reason) => {
                 body["visual_matches"] = json!([]);
                 body["warnings"] = json!([format!("search by meaning is unavailable: {reason}")]);
@@ -97,27 +109,32 @@ pub async fn search(
     Ok(Json(body))
 }
 
-/// The visual chunks nearest in meaning to `text`, best first.
+/// The visual chunks nearest in meaning to `text`, best first, and the detector's label the
+/// query names, if it names one.
 async fn visual_matches(
     state: &AppState,
     text: &str,
     limit: i64,
     offset: i64,
-) -> Result<Vec<search::ChunkHit>, String> {
+) -> Result<(Option<&'static str>, Vec<search::ChunkHit>), String> {
     let tools = state.library.tools();
     let dir = tools.scripts.model(visual_chunk::ENCODER, &tools.hashes)?;
-    let encoders = tools.encoders.clone();
-    let query = text.to_owned();
-    let vector = tokio::task::spawn_blocking(move || encoders.get(&dir).map(|e| e.embed(&query)))
-        .await
-        .map_err(|e| format!("the text encoder stopped: {e}"))??;
+    let vector = tools
+        .encoders
+        .embed(&dir, vec![text.to_owned()])
+        .await?
+        .pop()
+        .ok_or("the text encoder gave no vector")?;
+    let labels = tools.encoders.phrase_vectors(&dir, &yolo::LABELS).await?;
+    let label = named_label(&vector, &labels);
     let wanted = (limit + offset) as usize;
+    let search = match label {
+        Some(_) => Search::new(vector, LABEL_CANDIDATES.max(wanted)).score_threshold(LABEL_FLOOR),
+        None => Search::new(vector, wanted).score_threshold(MIN_SIMILARITY),
+    };
     let found = match tools
         .vectors
-        .search(
-            visual_chunk::COLLECTION,
-            &Search::new(vector, wanted).score_threshold(MIN_SIMILARITY),
-        )
+        .search(visual_chunk::COLLECTION, &search)
         .await
     {
         Ok(found) => found,
@@ -125,15 +142,43 @@ async fn visual_matches(
         Err(VectorError::MissingCollection(_)) => Vec::new(),
         Err(e) => return Err(format!("the vector store: {e}")),
     };
+    let shows = |hit: &&crate::vectors::Hit| match label {
+        Some(label) => hit.payload["labels"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|v| v == label)),
+        None => true,
+    };
     let hits: Vec<(i64, f32)> = found
         .iter()
+        .filter(shows)
+        .take(wanted)
         .skip(offset as usize)
         .filter_map(|hit| match hit.id {
             PointId::Num(id) => i64::try_from(id).ok().map(|id| (id, hit.score)),
             PointId::Uuid(_) => None,
         })
         .collect();
-    search::chunks(&state.db.pool, &hits)
+    let chunks = search::chunks(&state.db.pool, &hits)
         .await
-        .map_err(|e| format!("PostgreSQL: {e}"))
+        .map_err(|e| format!("PostgreSQL: {e}"))?;
+    Ok((label, chunks))
+}
+
+/// The label `query` names: the nearest of `labels` when near enough and nearer than the
+/// rest by a margin.
+fn named_label(query: &[f32], labels: &[Vec<f32>]) -> Option<&'static str> {
+    let mut scored: Vec<(f32, usize)> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.iter().zip(query).map(|(a, b)| a * b).sum(), i))
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    match scored.as_slice() {
+        [(best, i), (second, _), ..]
+            if *best >= LABEL_SIMILARITY && best - second >= LABEL_MARGIN =>
+        {
+            yolo::LABELS.get(*i).copied()
+        }
+        _ => None,
+    }
 }

@@ -42,6 +42,7 @@ impl From<sqlx::Error> for StepError {
 #[derive(Debug, Clone)]
 pub struct Tools {
     pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
     pub tesseract: PathBuf,
     pub data_dir: PathBuf,
     /// Longest one program may run for one step.

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::manifest::{self, HashCache, Integrity};
 use super::python::{OFFLINE_ENV, ScriptCommand, ScriptEnv};
+use super::registry;
 
 /// The analyses the origin page names, in its order.
 pub const PROCESSORS: [&str; 9] = [
@@ -144,6 +145,17 @@ impl PipelineChecker {
             processors.insert(name, ready.is_ok());
             if let Err(problem) = ready {
                 processor_problems.insert(name, problem);
+            }
+        }
+        // A processor whose input comes from another can run only when that one can
+        // (dependencies come first in the registry's order).
+        for (name, needs) in registry::DEPENDENCIES {
+            let missing = needs.iter().find(|dep| processors.get(*dep) != Some(&true));
+            if let Some(dep) = missing
+                && processors.get(name) == Some(&true)
+            {
+                processors.insert(name, false);
+                processor_problems.insert(name, format!("needs {dep}, which is not ready"));
             }
         }
         PipelineReport {
@@ -400,12 +412,10 @@ fn script_check(script: &ScriptCommand) -> Result<(), String> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let Some(output) = output_within(command, SCRIPT_TIMEOUT) else {
-        return Err(format!(
-            "{name} --check did not start or finish within {} s",
-            SCRIPT_TIMEOUT.as_secs()
-        ));
-    };
+    let output = output_within(command, SCRIPT_TIMEOUT).map_err(|why| {
+        let program = script.program.display();
+        format!("{name} --check ({program}) {why}")
+    })?;
     let said_ok = serde_json::from_slice::<serde_json::Value>(&output.stdout)
         .is_ok_and(|answer| answer["ok"] == serde_json::Value::Bool(true));
     if output.status.success() && said_ok {
@@ -421,20 +431,21 @@ fn script_check(script: &ScriptCommand) -> Result<(), String> {
     Err(format!("{name} --check failed: {last}"))
 }
 
-/// Runs `command` to the end, or kills it after `limit`.
-fn output_within(mut command: Command, limit: Duration) -> Option<std::process::Output> {
-    let child = command.spawn().ok()?;
+/// Runs `command` to the end, or kills it after `limit`; why not, when it did not finish.
+fn output_within(mut command: Command, limit: Duration) -> Result<std::process::Output, String> {
+    let child = command.spawn().map_err(|e| format!("cannot start: {e}"))?;
     let pid = child.id();
     let (done, result) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = done.send(child.wait_with_output());
     });
     match result.recv_timeout(limit) {
-        Ok(Ok(output)) => Some(output),
-        _ => {
+        Ok(Ok(output)) => Ok(output),
+        Ok(Err(e)) => Err(format!("lost its output: {e}")),
+        Err(_) => {
             // SAFETY: signalling a process we started; at worst it is already gone.
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            None
+            Err(format!("did not finish within {} s", limit.as_secs()))
         }
     }
 }
@@ -469,7 +480,7 @@ fn has_english(program: &Path) -> bool {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    output_within(command, TOOL_TIMEOUT).is_some_and(|output| {
+    output_within(command, TOOL_TIMEOUT).is_ok_and(|output| {
         output.status.success()
             && String::from_utf8_lossy(&output.stdout)
                 .lines()

@@ -43,18 +43,36 @@ impl StepContext<'_> {
         rate: f64,
     ) -> Result<Vec<(PathBuf, f64)>, StepError> {
         let input = self.input();
-        let filter = format!("fps={rate:.6}");
         let pattern = dir.join("%06d.jpg");
+        let list = || -> Result<Vec<PathBuf>, StepError> {
+            let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map_err(|e| StepError::new(format!("cannot read the sampled frames: {e}")))?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
+                .collect();
+            names.sort();
+            Ok(names)
+        };
+        let filter = format!("fps={rate:.6}");
         let mut args = picture_args(&[], &input, &filter);
         args.extend::<[&OsStr; 3]>(["-q:v".as_ref(), "3".as_ref(), pattern.as_os_str()]);
         self.runner.run(self.ffmpeg(), args, self.timeout()).await?;
-        let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| StepError::new(format!("cannot read the sampled frames: {e}")))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
-            .collect();
-        names.sort();
+        let mut names = list()?;
+        if names.is_empty() {
+            // Shorter than half a sample interval: the fps filter gave nothing; take the first
+            // frame.
+            let mut args = picture_args(&[], &input, "null");
+            args.extend::<[&OsStr; 5]>([
+                "-frames:v".as_ref(),
+                "1".as_ref(),
+                "-q:v".as_ref(),
+                "3".as_ref(),
+                pattern.as_os_str(),
+            ]);
+            self.runner.run(self.ffmpeg(), args, self.timeout()).await?;
+            names = list()?;
+        }
         Ok(names
             .into_iter()
             .enumerate()
@@ -76,32 +94,52 @@ impl StepContext<'_> {
             (Some(w), Some(h)) if w > 0 && h > 0 => (w as f64, h as f64),
             _ => return Err(StepError::new("the file has no picture size")),
         };
+        // ffmpeg turns a picture stored sideways upright before the filters see it.
+        let (width, height) = if self.quarter_turned().await? {
+            (height, width)
+        } else {
+            (width, height)
+        };
         let scale = side as f64 / width.max(height);
         // Even sizes, at least 2 pixels, centred.
         let fit = |v: f64| (((v * scale) / 2.0).round() as u32 * 2).clamp(2, side);
         let (w, h) = (fit(width), fit(height));
         let (x, y) = ((side - w) / 2, (side - h) / 2);
-        let filter =
-            format!("fps={rate:.6},scale={w}:{h},setsar=1,pad={side}:{side}:{x}:{y}:black");
+        let letterbox = format!("scale={w}:{h},setsar=1,pad={side}:{side}:{x}:{y}:black");
         let path = dir.join("frames.rgb");
         let input = self.input();
         let (from, span) = (format!("{start:.3}"), format!("{length:.3}"));
         let window: [&OsStr; 4] = ["-ss".as_ref(), from.as_ref(), "-t".as_ref(), span.as_ref()];
-        let mut args = picture_args(&window, &input, &filter);
-        args.extend::<[&OsStr; 6]>([
-            "-pix_fmt".as_ref(),
-            "rgb24".as_ref(),
-            "-f".as_ref(),
-            "rawvideo".as_ref(),
-            "-y".as_ref(),
-            path.as_os_str(),
-        ]);
-        self.runner.run(self.ffmpeg(), args, self.timeout()).await?;
-        let bytes = std::fs::metadata(&path)
-            .map_err(|e| StepError::new(format!("cannot read the sampled frames: {e}")))?
-            .len();
         let frame = side as u64 * side as u64 * 3;
-        let count = bytes / frame;
+        let mut count = 0;
+        // A clip shorter than half a sample interval gets no frame from the fps filter: it
+        // gets its first frame instead.
+        let passes = [
+            (format!("fps={rate:.6},{letterbox}"), false),
+            (letterbox.clone(), true),
+        ];
+        for (filter, first_only) in passes {
+            if first_only && (count > 0 || start > 0.0) {
+                break;
+            }
+            let mut args = picture_args(&window, &input, &filter);
+            if first_only {
+                args.extend::<[&OsStr; 2]>(["-frames:v".as_ref(), "1".as_ref()]);
+            }
+            args.extend::<[&OsStr; 6]>([
+                "-pix_fmt".as_ref(),
+                "rgb24".as_ref(),
+                "-f".as_ref(),
+                "rawvideo".as_ref(),
+                "-y".as_ref(),
+                path.as_os_str(),
+            ]);
+            self.runner.run(self.ffmpeg(), args, self.timeout()).await?;
+            let bytes = std::fs::metadata(&path)
+                .map_err(|e| StepError::new(format!("cannot read the sampled frames: {e}")))?
+                .len();
+            count = bytes / frame;
+        }
         Ok(RawFrames {
             path,
             side,
@@ -126,6 +164,32 @@ impl StepContext<'_> {
         ]);
         self.runner.run(self.ffmpeg(), args, self.timeout()).await?;
         Ok(())
+    }
+
+    /// Whether the picture is stored a quarter turn off upright (a phone's portrait video):
+    /// its display matrix or `rotate` tag says 90 or 270 degrees.
+    async fn quarter_turned(&self) -> Result<bool, StepError> {
+        let input = self.input();
+        let args: Vec<&OsStr> = vec![
+            "-v".as_ref(),
+            "error".as_ref(),
+            "-select_streams".as_ref(),
+            "v:0".as_ref(),
+            "-show_entries".as_ref(),
+            "stream_side_data=rotation:stream_tags=rotate".as_ref(),
+            "-of".as_ref(),
+            "csv=p=0".as_ref(),
+            input.as_os_str(),
+        ];
+        let done = self
+            .runner
+            .run(self.tools.ffprobe.as_os_str(), args, self.timeout())
+            .await?;
+        let text = String::from_utf8_lossy(&done.stdout);
+        Ok(text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter_map(|v| v.trim().parse::<f64>().ok())
+            .any(|degrees| (degrees.abs().round() as i64) % 180 == 90))
     }
 
     /// The shots `cut` found, as (start, end) seconds; none when it has not run.

@@ -76,11 +76,27 @@ impl TextEncoder {
     }
 }
 
+/// Sentences encoded at once, at most: each takes a core while it runs, so more would only
+/// queue on the CPU while holding a thread and its memory each (a burst of searches).
+const AT_ONCE: usize = 2;
+
 /// The loaded encoder, shared by the worker and the search API: read once (about 90 MB),
 /// again only when asked for another model folder.
-#[derive(Default)]
 pub struct Encoders {
     loaded: Mutex<Option<(PathBuf, Arc<TextEncoder>)>>,
+    slots: tokio::sync::Semaphore,
+    /// Vectors of a fixed list of phrases (the detector's labels), made once.
+    phrases: Mutex<Option<(PathBuf, Arc<Vec<Vec<f32>>>)>>,
+}
+
+impl Default for Encoders {
+    fn default() -> Self {
+        Self {
+            loaded: Mutex::default(),
+            slots: tokio::sync::Semaphore::new(AT_ONCE),
+            phrases: Mutex::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Encoders {
@@ -101,6 +117,53 @@ impl Encoders {
         let encoder = Arc::new(TextEncoder::load(dir)?);
         *loaded = Some((dir.to_owned(), encoder.clone()));
         Ok(encoder)
+    }
+
+    /// The vectors of `phrases` (always the same list), encoded on first use and kept.
+    pub async fn phrase_vectors(
+        self: &Arc<Self>,
+        dir: &Path,
+        phrases: &[&str],
+    ) -> Result<Arc<Vec<Vec<f32>>>, String> {
+        if let Some((path, vectors)) = self
+            .phrases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            && path == dir
+        {
+            return Ok(vectors.clone());
+        }
+        let texts = phrases.iter().map(|p| p.to_string()).collect();
+        let vectors = Arc::new(self.embed(dir, texts).await?);
+        *self.phrases.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((dir.to_owned(), vectors.clone()));
+        Ok(vectors)
+    }
+
+    /// The unit vectors of `texts` by the model in `dir`, on a blocking thread, with at most
+    /// `AT_ONCE` encodings running (others wait their turn). Equal texts are encoded once.
+    pub async fn embed(
+        self: &Arc<Self>,
+        dir: &Path,
+        texts: Vec<String>,
+    ) -> Result<Vec<Vec<f32>>, String> {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| "the text encoder is shut down".to_owned())?;
+        let (this, dir) = (self.clone(), dir.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let encoder = this.get(&dir)?;
+            let mut seen: std::collections::HashMap<&str, Vec<f32>> = Default::default();
+            Ok(texts
+                .iter()
+                .map(|t| seen.entry(t).or_insert_with(|| encoder.embed(t)).clone())
+                .collect())
+        })
+        .await
+        .map_err(|e| format!("the text encoder stopped: {e}"))?
     }
 }
 

@@ -404,6 +404,16 @@ async fn requests_the_pipeline_cannot_take_are_refused_clearly() {
         let (got, _) = app.get_with_key(&path, &key).await;
         assert_eq!(got, status, "{path}");
     }
+    // What can run still runs: the default leaves out yolo and what needs it.
+    let (status, queued) = process(&app, &key, &uuid, json!({})).await;
+    assert_eq!(status, 202, "{queued}");
+    let planned = queued["processors"].as_array().unwrap();
+    assert!(
+        planned.contains(&json!("pose"))
+            && !planned.contains(&json!("yolo"))
+            && !planned.contains(&json!("visual_chunk")),
+        "{queued}"
+    );
     // Nothing ran: with no worker, a queued job waits.
     let (status, queued) = process(&app, &key, &uuid, json!({"processors": ["cut"]})).await;
     assert_eq!(status, 202);
@@ -459,7 +469,8 @@ async fn readiness_follows_the_tools_each_processor_needs() {
         assert_eq!(processors[name], ready, "{name}: {processors}");
     }
 
-    // Without the Node.js packages only yolo stops, and the report says why.
+    // Without the Node.js packages yolo stops, and visual_chunk (which needs its objects)
+    // with it; the report says why.
     let (app, key, _) = pipeline_app(|s| {
         s.workers = 0;
         s.node_env = "/nonexistent/reelbase-node".into();
@@ -469,13 +480,22 @@ async fn readiness_follows_the_tools_each_processor_needs() {
     assert_eq!(
         (
             &pipeline["processors"]["yolo"],
-            &pipeline["processors"]["visual_chunk"]
+            &pipeline["processors"]["visual_chunk"],
+            &pipeline["processors"]["pose"]
         ),
-        (&json!(false), &json!(true)),
+        (&json!(false), &json!(false), &json!(true)),
         "{pipeline}"
     );
     let problems = pipeline["processor_problems"].as_object().unwrap();
-    assert_eq!(problems.keys().collect::<Vec<_>>(), ["yolo"], "{pipeline}");
+    assert_eq!(
+        problems.keys().collect::<Vec<_>>(),
+        ["visual_chunk", "yolo"],
+        "{pipeline}"
+    );
+    assert_eq!(
+        problems["visual_chunk"], "needs yolo, which is not ready",
+        "{pipeline}"
+    );
     assert!(
         problems["yolo"]
             .as_str()

@@ -172,13 +172,18 @@ async fn objects_poses_and_chunks_are_found_and_searchable() {
         "{found}"
     );
     assert!(near(best["start"].as_f64().unwrap(), 6.0), "{best}");
+    assert_eq!(found["visual_label"], "cat", "{found}");
     let found = search(&app, &key, "motorbike%20rider").await;
-    assert_eq!(
-        found["visual_matches"][0]["description"], "a motorcycle and a person",
-        "{found}"
-    );
+    let matches = found["visual_matches"].as_array().unwrap();
+    assert_eq!(matches.len(), 1, "only chunks with a motorcycle: {found}");
+    assert_eq!(matches[0]["description"], "a motorcycle and a person");
+    // A query naming something that is not there finds nothing, not the nearest animal.
+    let found = search(&app, &key, "a%20dog").await;
+    assert_eq!(found["visual_label"], "dog", "{found}");
+    assert_eq!(found["visual_matches"], serde_json::json!([]), "{found}");
     let found = search(&app, &key, "quarterly%20tax%20report").await;
     assert_eq!(found["visual_matches"], serde_json::json!([]), "{found}");
+    assert!(found["visual_label"].is_null(), "{found}");
     assert!(found["warnings"].is_null(), "{found}");
 
     // A deleted file leaves nothing to find, in PostgreSQL or in the vector store.

@@ -9,8 +9,6 @@
 
 pub mod chunks;
 
-use std::collections::HashMap;
-
 use serde_json::{Value, json};
 
 use super::context::{StepContext, StepError};
@@ -100,19 +98,11 @@ async fn embed(ctx: &StepContext<'_>, descriptions: &[String]) -> Result<Vec<Vec
         return Ok(Vec::new());
     }
     let dir = ctx.model(ENCODER)?;
-    let encoders = ctx.tools.encoders.clone();
-    let texts = descriptions.to_vec();
-    tokio::task::spawn_blocking(move || {
-        let encoder = encoders.get(&dir)?;
-        let mut seen: HashMap<&str, Vec<f32>> = HashMap::new();
-        Ok(texts
-            .iter()
-            .map(|t| seen.entry(t).or_insert_with(|| encoder.embed(t)).clone())
-            .collect())
-    })
-    .await
-    .map_err(|e| StepError::new(format!("the text encoder stopped: {e}")))?
-    .map_err(|e: String| StepError::new(format!("the text encoder: {e}")))
+    ctx.tools
+        .encoders
+        .embed(&dir, descriptions.to_vec())
+        .await
+        .map_err(|e| StepError::new(format!("the text encoder: {e}")))
 }
 
 /// Saves each chunk's representative frame; a frame that cannot be saved is left out (the
@@ -203,6 +193,7 @@ async fn store(
                 "start_time": c.start,
                 "end_time": c.end,
                 "description": descriptions[i],
+                "labels": c.counts.keys().collect::<Vec<_>>(),
             }),
         });
     }
