@@ -76,6 +76,9 @@ impl TextEncoder {
     }
 }
 
+/// Unit vectors, shared.
+pub type Vectors = Arc<Vec<Vec<f32>>>;
+
 /// Sentences encoded at once, at most: each takes a core while it runs, so more would only
 /// queue on the CPU while holding a thread and its memory each (a burst of searches).
 const AT_ONCE: usize = 2;
@@ -86,7 +89,7 @@ pub struct Encoders {
     loaded: Mutex<Option<(PathBuf, Arc<TextEncoder>)>>,
     slots: tokio::sync::Semaphore,
     /// Vectors of a fixed list of phrases (the detector's labels), made once.
-    phrases: Mutex<Option<(PathBuf, Arc<Vec<Vec<f32>>>)>>,
+    phrases: Mutex<Option<(PathBuf, Vectors)>>,
 }
 
 impl Default for Encoders {
@@ -124,7 +127,7 @@ impl Encoders {
         self: &Arc<Self>,
         dir: &Path,
         phrases: &[&str],
-    ) -> Result<Arc<Vec<Vec<f32>>>, String> {
+    ) -> Result<Vectors, String> {
         if let Some((path, vectors)) = self
             .phrases
             .lock()
