@@ -15,16 +15,22 @@ use crate::vectors::{PointId, Search, VectorError};
 
 /// Longest query accepted, in characters.
 const MAX_QUERY: usize = 500;
-/// When the query is this close to one of the detector's labels (cosine), and closer by
-/// `LABEL_MARGIN` than to any other, it names that label ("kitten": cat 0.79, dog 0.52;
-/// "motorbike rider": motorcycle 0.70, bicycle 0.53; "man": person 0.41, car 0.29), and only
-/// chunks with that label match: otherwise "dog" would find "a cat" (0.52), the nearest thing
-/// there is.
-const LABEL_SIMILARITY: f32 = 0.4;
-const LABEL_MARGIN: f32 = 0.1;
-/// A query that names no label ("a man filming", "astronaut") matches chunks at least this
-/// similar to it.
-const MIN_SIMILARITY: f32 = 0.4;
+/// A word of the query names one of the detector's labels when it is that label (or its
+/// plural), or is at least this close to it (cosine) while no other label is within
+/// `OTHER_LABELS`: "kitten" names cat (0.79; dog 0.52), "someone" person (0.85; dog 0.46), but
+/// "animal" (dog 0.82, cat 0.67) and "vehicle" (car 0.87, truck 0.77) name none. Only chunks
+/// with every label the query names match: otherwise "a dog" would find "a cat" (0.52), the
+/// nearest thing there is.
+const LABEL_SIMILARITY: f32 = 0.7;
+const OTHER_LABELS: f32 = 0.6;
+/// A query that names no label ("pet", "animal", "astronaut") matches chunks at least this
+/// similar to it ("a camera" is 0.43 from "a person", "pet" 0.61 from "a cat").
+const MIN_SIMILARITY: f32 = 0.45;
+/// Words that carry no object ("a cat and a dog" has two that do).
+const FILLER: &[&str] = &[
+    "a", "an", "the", "and", "or", "of", "with", "in", "on", "at", "to", "by", "for", "from", "is",
+    "are", "some", "any", "this", "that", "these", "those", "there", "it", "its",
+];
 /// For a query that names a label: chunks looked at (best first) before keeping those with it.
 const LABEL_CANDIDATES: usize = 200;
 const LABEL_FLOOR: f32 = 0.2;
@@ -96,9 +102,9 @@ pub async fn search(
     });
     if source.is_none_or(|s| s == "visual") {
         match visual_matches(&state, text, limit, offset).await {
-            Ok((label, matches)) => {
+            Ok((labels, matches)) => {
                 body["visual_matches"] = json!(matches);
-                body["visual_label"] = json!(label);
+                body["visual_labels"] = json!(labels);
             }
             Err(reason) => {
                 body["visual_matches"] = json!([]);
@@ -109,28 +115,38 @@ pub async fn search(
     Ok(Json(body))
 }
 
-/// The visual chunks nearest in meaning to `text`, best first, and the detector's label the
-/// query names, if it names one.
+/// The visual chunks nearest in meaning to `text`, best first, and the detector's labels the
+/// query names.
 async fn visual_matches(
     state: &AppState,
     text: &str,
     limit: i64,
     offset: i64,
-) -> Result<(Option<&'static str>, Vec<search::ChunkHit>), String> {
+) -> Result<(Vec<&'static str>, Vec<search::ChunkHit>), String> {
+    let words = content_words(text);
+    if words.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
     let tools = state.library.tools();
     let dir = tools.scripts.model(visual_chunk::ENCODER, &tools.hashes)?;
-    let vector = tools
-        .encoders
-        .embed(&dir, vec![text.to_owned()])
-        .await?
-        .pop()
-        .ok_or("the text encoder gave no vector")?;
-    let labels = tools.encoders.phrase_vectors(&dir, &yolo::LABELS).await?;
-    let label = named_label(&vector, &labels);
+    let (mut named, unnamed) = labels_by_name(&words);
+    let mut texts = vec![text.to_owned()];
+    texts.extend(unnamed.iter().cloned());
+    let vectors = tools.encoders.embed(&dir, texts).await?;
+    let label_vectors = tools.encoders.phrase_vectors(&dir, &yolo::LABELS).await?;
+    for word in &vectors[1..] {
+        if let Some(label) = named_label(word, &label_vectors)
+            && !named.contains(&label)
+        {
+            named.push(label);
+        }
+    }
+    let vector = vectors[0].clone();
     let wanted = (limit + offset) as usize;
-    let search = match label {
-        Some(_) => Search::new(vector, LABEL_CANDIDATES.max(wanted)).score_threshold(LABEL_FLOOR),
-        None => Search::new(vector, wanted).score_threshold(MIN_SIMILARITY),
+    let search = if named.is_empty() {
+        Search::new(vector, wanted).score_threshold(MIN_SIMILARITY)
+    } else {
+        Search::new(vector, LABEL_CANDIDATES.max(wanted)).score_threshold(LABEL_FLOOR)
     };
     let found = match tools
         .vectors
@@ -142,11 +158,12 @@ async fn visual_matches(
         Err(VectorError::MissingCollection(_)) => Vec::new(),
         Err(e) => return Err(format!("the vector store: {e}")),
     };
-    let shows = |hit: &&crate::vectors::Hit| match label {
-        Some(label) => hit.payload["labels"]
-            .as_array()
-            .is_some_and(|l| l.iter().any(|v| v == label)),
-        None => true,
+    let shows = |hit: &&crate::vectors::Hit| {
+        named.iter().all(|label| {
+            hit.payload["labels"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|v| v == label))
+        })
     };
     let hits: Vec<(i64, f32)> = found
         .iter()
@@ -161,24 +178,74 @@ async fn visual_matches(
     let chunks = search::chunks(&state.db.pool, &hits)
         .await
         .map_err(|e| format!("PostgreSQL: {e}"))?;
-    Ok((label, chunks))
+    Ok((named, chunks))
 }
 
-/// The label `query` names: the nearest of `labels` when near enough and nearer than the
-/// rest by a margin.
-fn named_label(query: &[f32], labels: &[Vec<f32>]) -> Option<&'static str> {
+/// The query's words, lower-cased, without filler words.
+fn content_words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .map(str::to_lowercase)
+        .filter(|w| !w.is_empty() && !FILLER.contains(&w.as_str()))
+        .take(16)
+        .collect()
+}
+
+/// Labels the words spell out ("teddy bear", "cats"), and the words that spell none.
+fn labels_by_name(words: &[String]) -> (Vec<&'static str>, Vec<String>) {
+    let label_of = |phrase: &str| {
+        let singular = [phrase.strip_suffix("es"), phrase.strip_suffix('s')];
+        yolo::LABELS
+            .iter()
+            .copied()
+            .find(|label| *label == phrase || singular.iter().flatten().any(|s| s == label))
+    };
+    let (mut named, mut rest) = (Vec::new(), Vec::new());
+    let mut i = 0;
+    while i < words.len() {
+        let pair = words.get(i + 1).map(|next| format!("{} {next}", words[i]));
+        if let Some(label) = pair.as_deref().and_then(label_of) {
+            named.push(label);
+            i += 2;
+            continue;
+        }
+        match label_of(&words[i]) {
+            Some(label) => named.push(label),
+            None => rest.push(words[i].clone()),
+        }
+        i += 1;
+    }
+    named.dedup();
+    (named, rest)
+}
+
+/// The label a word names by meaning: the nearest of `labels` when near enough, with no
+/// other label close.
+fn named_label(word: &[f32], labels: &[Vec<f32>]) -> Option<&'static str> {
     let mut scored: Vec<(f32, usize)> = labels
         .iter()
         .enumerate()
-        .map(|(i, l)| (l.iter().zip(query).map(|(a, b)| a * b).sum(), i))
+        .map(|(i, l)| (l.iter().zip(word).map(|(a, b)| a * b).sum(), i))
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     match scored.as_slice() {
-        [(best, i), (second, _), ..]
-            if *best >= LABEL_SIMILARITY && best - second >= LABEL_MARGIN =>
-        {
+        [(best, i), (second, _), ..] if *best >= LABEL_SIMILARITY && *second < OTHER_LABELS => {
             yolo::LABELS.get(*i).copied()
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_read_from_the_words_that_spell_them() {
+        let words = content_words("A cat and two Teddy Bears, near the dogs!");
+        assert_eq!(words, ["cat", "two", "teddy", "bears", "near", "dogs"]);
+        let (named, rest) = labels_by_name(&words);
+        assert_eq!(named, ["cat", "teddy bear", "dog"]);
+        assert_eq!(rest, ["two", "near"]);
+        assert!(content_words("a the of").is_empty());
     }
 }

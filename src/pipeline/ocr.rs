@@ -11,6 +11,8 @@ use crate::db::results;
 
 /// Seconds between regular samples.
 const EVERY: f64 = 1.0;
+/// Clips shorter than this (seconds) are read at their first frame only.
+const SHORT_CLIP: f64 = 0.25;
 /// Lines tesseract is less sure of than this (0..100) are dropped.
 const MIN_CONFIDENCE: f64 = 60.0;
 /// Most samples read in one run, so an hour of footage stays bounded.
@@ -43,6 +45,13 @@ pub async fn run(ctx: &StepContext<'_>) -> Result<Value, StepError> {
     let times = sample_times(duration, &shot_middles(ctx).await?);
     let scratch = ctx.scratch()?;
     let mut samples = Vec::with_capacity(times.len());
+    // A clip of a few frames may have none at its sample times (a seek past its only
+    // frame finds nothing): read its first frame instead.
+    let times = if duration < SHORT_CLIP {
+        vec![0.0]
+    } else {
+        times
+    };
     for (i, time) in times.iter().enumerate() {
         let image = scratch.path().join(format!("{i:06}.png"));
         let at = format!("{time:.3}");

@@ -172,18 +172,31 @@ async fn objects_poses_and_chunks_are_found_and_searchable() {
         "{found}"
     );
     assert!(near(best["start"].as_f64().unwrap(), 6.0), "{best}");
-    assert_eq!(found["visual_label"], "cat", "{found}");
+    assert_eq!(found["visual_labels"], serde_json::json!(["cat"]), "{found}");
     let found = search(&app, &key, "motorbike%20rider").await;
     let matches = found["visual_matches"].as_array().unwrap();
     assert_eq!(matches.len(), 1, "only chunks with a motorcycle: {found}");
     assert_eq!(matches[0]["description"], "a motorcycle and a person");
-    // A query naming something that is not there finds nothing, not the nearest animal.
-    let found = search(&app, &key, "a%20dog").await;
-    assert_eq!(found["visual_label"], "dog", "{found}");
-    assert_eq!(found["visual_matches"], serde_json::json!([]), "{found}");
+    // A query naming something that is not there finds nothing, not the nearest animal, and
+    // one naming two things needs both.
+    for query in ["a%20dog", "a%20cat%20and%20a%20dog"] {
+        let found = search(&app, &key, query).await;
+        assert!(
+            found["visual_labels"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!("dog")),
+            "{found}"
+        );
+        assert_eq!(found["visual_matches"], serde_json::json!([]), "{found}");
+    }
+    // A word for a kind of thing names no one label, and finds what is close in meaning.
+    let found = search(&app, &key, "pet").await;
+    assert_eq!(found["visual_labels"], serde_json::json!([]), "{found}");
+    assert_eq!(found["visual_matches"][0]["description"], "a cat", "{found}");
     let found = search(&app, &key, "quarterly%20tax%20report").await;
     assert_eq!(found["visual_matches"], serde_json::json!([]), "{found}");
-    assert!(found["visual_label"].is_null(), "{found}");
+    assert_eq!(found["visual_labels"], serde_json::json!([]), "{found}");
     assert!(found["warnings"].is_null(), "{found}");
 
     // A deleted file leaves nothing to find, in PostgreSQL or in the vector store.
