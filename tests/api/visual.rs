@@ -172,7 +172,11 @@ async fn objects_poses_and_chunks_are_found_and_searchable() {
         "{found}"
     );
     assert!(near(best["start"].as_f64().unwrap(), 6.0), "{best}");
-    assert_eq!(found["visual_labels"], serde_json::json!(["cat"]), "{found}");
+    assert_eq!(
+        found["visual_labels"],
+        serde_json::json!(["cat"]),
+        "{found}"
+    );
     let found = search(&app, &key, "motorbike%20rider").await;
     let matches = found["visual_matches"].as_array().unwrap();
     assert_eq!(matches.len(), 1, "only chunks with a motorcycle: {found}");
@@ -193,7 +197,10 @@ async fn objects_poses_and_chunks_are_found_and_searchable() {
     // A word for a kind of thing names no one label, and finds what is close in meaning.
     let found = search(&app, &key, "pet").await;
     assert_eq!(found["visual_labels"], serde_json::json!([]), "{found}");
-    assert_eq!(found["visual_matches"][0]["description"], "a cat", "{found}");
+    assert_eq!(
+        found["visual_matches"][0]["description"], "a cat",
+        "{found}"
+    );
     let found = search(&app, &key, "quarterly%20tax%20report").await;
     assert_eq!(found["visual_matches"], serde_json::json!([]), "{found}");
     assert_eq!(found["visual_labels"], serde_json::json!([]), "{found}");
