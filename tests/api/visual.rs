@@ -201,6 +201,9 @@ async fn objects_poses_and_chunks_are_found_and_searchable() {
         found["visual_matches"][0]["description"], "a cat",
         "{found}"
     );
+    // Paging past the end is an empty page, even at the largest offset.
+    let found = search(&app, &key, "a%20kitten&offset=9223372036854775807").await;
+    assert_eq!(found["visual_matches"], serde_json::json!([]), "{found}");
     let found = search(&app, &key, "quarterly%20tax%20report").await;
     assert_eq!(found["visual_matches"], serde_json::json!([]), "{found}");
     assert_eq!(found["visual_labels"], serde_json::json!([]), "{found}");
