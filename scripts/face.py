@@ -28,11 +28,9 @@ Only BlazeFace short-range models (128x128 input, 896 anchors) can be used: the
 Tasks detector fixes that layout, so the bundled full-range model fails.
 """
 import importlib.util
-import json
 import math
 import os
 import sys
-import types
 
 ENCODER_NAME = "dlib_face_recognition_resnet_model_v1"
 MIN_FACE_PX = 20          # faces narrower or lower than this are not embedded
@@ -48,15 +46,17 @@ MAX_CANDIDATES = 32       # second looks per frame at most (best first-pass scor
 BUNDLED_DETECTOR = os.path.join("modules", "face_detection", "face_detection_short_range.tflite")
 
 
-class Fail(Exception):
-    """An expected failure with a message for the caller."""
+def _load_shared():
+    """scripts/_frames.py, beside this file (the scripts folder is not on the import path)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_frames.py")
+    spec = importlib.util.spec_from_file_location("reelbase_frames", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _mediapipe_dir():
-    spec = importlib.util.find_spec("mediapipe")
-    if spec is None or not spec.submodule_search_locations:
-        raise Fail("mediapipe is not installed")
-    return list(spec.submodule_search_locations)[0]
+shared = _load_shared()
+Fail = shared.Fail
 
 
 def _import_mediapipe():
@@ -67,16 +67,7 @@ def _import_mediapipe():
     that face detection never calls). A bare package module is registered in
     its place so that only the Tasks detector and the image bindings load.
     """
-    if "mediapipe" not in sys.modules:
-        spec = importlib.util.find_spec("mediapipe")
-        if spec is None or not spec.submodule_search_locations:
-            raise Fail("mediapipe is not installed")
-        package = types.ModuleType("mediapipe")
-        package.__path__ = list(spec.submodule_search_locations)
-        package.__file__ = spec.origin
-        package.__spec__ = spec
-        package.__package__ = "mediapipe"
-        sys.modules["mediapipe"] = package
+    shared.bare_mediapipe()
     from mediapipe.python._framework_bindings import image as mp_image
     from mediapipe.python._framework_bindings import image_frame as mp_image_frame
     from mediapipe.tasks.python.core import base_options as mp_base_options
@@ -84,84 +75,25 @@ def _import_mediapipe():
     return mp_image, mp_image_frame, mp_base_options, mp_face_detector
 
 
-def _quiet_native_output():
-    """Point fds 1 and 2 at /dev/null (MediaPipe, TFLite and absl log there
-    from C++) and return writable files on the original stdout and stderr."""
-    out = os.fdopen(os.dup(1), "w")
-    err = os.fdopen(os.dup(2), "w")
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
-    os.close(devnull)
-    sys.stdout = open(os.devnull, "w")
-    sys.stderr = err
-    return out, err
-
-
 # ------------------------------------------------------------ request
-def _number(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise Fail(f"{name} must be a finite number")
-    return value
-
-
-def _model_file(request, key, required):
-    path = request.get(key)
-    if path is None and not required:
-        return None
-    if not isinstance(path, str) or not path:
-        raise Fail(f"request.{key} must be a path to a model file")
-    if not os.path.isfile(path):
-        raise Fail(f"request.{key}: no such file: {path}")
-    return path
-
-
 def parse_request(text):
-    try:
-        request = json.loads(text)
-    except ValueError as exc:
-        raise Fail(f"request is not valid JSON: {exc}") from None
-    if not isinstance(request, dict):
-        raise Fail("request must be a JSON object")
-    frames = request.get("frames")
-    if not isinstance(frames, list):
-        raise Fail("request.frames must be a list")
-    checked = []
-    for n, frame in enumerate(frames):
-        if not isinstance(frame, dict):
-            raise Fail(f"frames[{n}] must be an object")
-        index = frame.get("index")
-        if isinstance(index, bool) or not isinstance(index, int):
-            raise Fail(f"frames[{n}].index must be an integer")
-        time = _number(frame.get("time"), f"frames[{n}].time")
-        path = frame.get("path")
-        if not isinstance(path, str) or not path:
-            raise Fail(f"frames[{n}].path must be a file path")
-        checked.append((index, time, path))
+    request, checked = shared.request_with_frames(text)
     confidence = request.get("min_confidence", 0.5)
-    confidence = 0.5 if confidence is None else _number(confidence, "request.min_confidence")
+    if confidence is None:
+        confidence = 0.5
+    confidence = shared.number(confidence, "request.min_confidence")
     if not 0.0 <= confidence <= 1.0:
         raise Fail("request.min_confidence must lie between 0 and 1")
     return {
         "frames": checked,
-        "detector": _model_file(request, "detector", required=False),
-        "landmarks": _model_file(request, "landmarks", required=True),
-        "encoder": _model_file(request, "encoder", required=True),
+        "detector": shared.model_file(request, "detector", required=False),
+        "landmarks": shared.model_file(request, "landmarks"),
+        "encoder": shared.model_file(request, "encoder"),
         "min_confidence": float(confidence),
     }
 
 
 # ------------------------------------------------------------ detection
-def _tile_starts(length, side):
-    """Evenly spaced starts of tiles of `side` covering [0, length), with
-    neighbours sharing at least TILE_OVERLAP of a side."""
-    if side >= length:
-        return [0]
-    count = math.ceil((length - side) / (side * (1.0 - TILE_OVERLAP))) + 1
-    step = (length - side) / (count - 1)
-    return [round(i * step) for i in range(count)]
-
-
 def tiles(width, height):
     """Regions (x, y, w, h) to run the detector on: the whole frame, then
     square tiles with the frame's short side and with half of it."""
@@ -171,8 +103,8 @@ def tiles(width, height):
     if long_side < short * 1.2:  # tiles of the short side would repeat the frame
         side = short // 2
     while side >= MIN_TILE_PX and side >= short // 2:
-        for y in _tile_starts(height, side):
-            for x in _tile_starts(width, side):
+        for y in shared.tile_starts(height, side, TILE_OVERLAP):
+            for x in shared.tile_starts(width, side, TILE_OVERLAP):
                 regions.append((x, y, side, side))
         side //= 2
     return regions
@@ -211,7 +143,8 @@ class Detector:
         try:
             self._detector = mp_face_detector.FaceDetector.create_from_options(options)
         except Exception as exc:  # mediapipe raises RuntimeError/ValueError/TypeError
-            raise Fail(f"cannot load the face detector {model_path}: {_one_line(exc)}") from None
+            why = shared.one_line(exc)
+            raise Fail(f"cannot load the face detector {model_path}: {why}") from None
 
     def _run(self, pixels):
         import numpy as np
@@ -296,30 +229,18 @@ class Encoder:
         try:
             self._shape = dlib.shape_predictor(landmarks_path)
         except Exception as exc:
-            raise Fail(f"cannot load the landmark model {landmarks_path}: {_one_line(exc)}") from None
+            why = shared.one_line(exc)
+            raise Fail(f"cannot load the landmark model {landmarks_path}: {why}") from None
         try:
             self._net = dlib.face_recognition_model_v1(encoder_path)
         except Exception as exc:
-            raise Fail(f"cannot load the face encoder {encoder_path}: {_one_line(exc)}") from None
+            why = shared.one_line(exc)
+            raise Fail(f"cannot load the face encoder {encoder_path}: {why}") from None
 
     def vector(self, rgb, box):
         x, y, w, h = box
         shape = self._shape(rgb, self._dlib.rectangle(x, y, x + w - 1, y + h - 1))
         return list(self._net.compute_face_descriptor(rgb, shape))
-
-
-def load_rgb(path):
-    import dlib
-    import numpy as np
-    if not os.path.isfile(path):
-        raise Fail(f"frame not found: {path}")
-    try:
-        rgb = dlib.load_rgb_image(path)  # JPEG and PNG; grey and RGBA become RGB
-    except Exception as exc:
-        raise Fail(f"cannot read frame {path}: {_one_line(exc)}") from None
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or rgb.size == 0:
-        raise Fail(f"frame {path} is not an RGB image")
-    return rgb
 
 
 def clamp_box(x0, y0, x1, y1, width, height):
@@ -329,7 +250,7 @@ def clamp_box(x0, y0, x1, y1, width, height):
 
 
 def run(request):
-    detector_path = request["detector"] or os.path.join(_mediapipe_dir(), BUNDLED_DETECTOR)
+    detector_path = request["detector"] or os.path.join(shared.mediapipe_dir(), BUNDLED_DETECTOR)
     if not os.path.isfile(detector_path):
         raise Fail(f"mediapipe's bundled face detector is missing: {detector_path}")
     threshold = request["min_confidence"]
@@ -338,13 +259,13 @@ def run(request):
     faces = []
     try:
         for index, time, path in request["frames"]:
-            rgb = load_rgb(path)
+            rgb = shared.load_rgb(path)
             height, width = rgb.shape[:2]
             try:
                 found = detector.detect(rgb, threshold)
             except RuntimeError as exc:  # e.g. a model with another input size or anchor layout
                 raise Fail(f"face detection failed on {path} (the detector must be a BlazeFace "
-                           f"short-range model): {_one_line(exc)}") from None
+                           f"short-range model): {shared.one_line(exc)}") from None
             for x0, y0, x1, y1, score in found:
                 box = clamp_box(x0, y0, x1, y1, width, height)
                 if box[2] < MIN_FACE_PX or box[3] < MIN_FACE_PX:
@@ -368,35 +289,15 @@ def run(request):
     }
 
 
-def _one_line(exc):
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:500]
+def check():
+    _import_mediapipe()
+    import dlib  # noqa: F401
+    import numpy  # noqa: F401
+    return {"ok": True}
 
 
 def main(argv):
-    out, err = _quiet_native_output()
-    try:
-        if argv == ["--check"]:
-            _import_mediapipe()
-            import dlib  # noqa: F401
-            import numpy  # noqa: F401
-            result = {"ok": True}
-        elif argv:
-            raise Fail("usage: face.py [--check] < request.json")
-        else:
-            result = run(parse_request(sys.stdin.read()))
-    except Fail as exc:
-        err.write(f"face: {exc}\n")
-        err.flush()
-        return 1
-    except Exception as exc:  # anything unexpected still ends as one line
-        err.write(f"face: {type(exc).__name__}: {_one_line(exc)}\n")
-        err.flush()
-        return 1
-    compact = (",", ":") if "faces" in result else None
-    out.write(json.dumps(result, separators=compact) + "\n")
-    out.flush()
-    return 0
+    return shared.main("face", argv, check, run, parse_request, "faces")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,6 @@ with visibility >= VISIBLE, clipped to the frame.
 """
 import importlib.util
 import io
-import json
 import math
 import os
 import sys
@@ -69,15 +68,17 @@ CUT_COVER = 0.5           # a cut pose this much inside a kept pose's box is tha
 MIN_POSE_PX = 24          # poses whose seen keypoints span less than this are dropped
 
 
-class Fail(Exception):
-    """An expected failure with a message for the caller."""
+def _load_shared():
+    """scripts/_frames.py, beside this file (the scripts folder is not on the import path)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_frames.py")
+    spec = importlib.util.spec_from_file_location("reelbase_frames", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _mediapipe_dir():
-    spec = importlib.util.find_spec("mediapipe")
-    if spec is None or not spec.submodule_search_locations:
-        raise Fail("mediapipe is not installed")
-    return list(spec.submodule_search_locations)[0]
+shared = _load_shared()
+Fail = shared.Fail
 
 
 def _import_mediapipe():
@@ -88,12 +89,7 @@ def _import_mediapipe():
     installed). A bare package module is registered in its place so that only
     the Tasks pose landmarker, the metadata writer and the bindings load.
     """
-    if "mediapipe" not in sys.modules:
-        spec = importlib.util.find_spec("mediapipe")
-        package = types.ModuleType("mediapipe")
-        package.__path__ = [_mediapipe_dir()]
-        package.__file__, package.__spec__, package.__package__ = spec.origin, spec, "mediapipe"
-        sys.modules["mediapipe"] = package
+    shared.bare_mediapipe()
     from mediapipe.framework.formats import detection_pb2, landmark_pb2
     from mediapipe.python import packet_creator, packet_getter
     from mediapipe.python._framework_bindings import image, image_frame
@@ -108,68 +104,19 @@ def _import_mediapipe():
         pose_landmarker=pose_landmarker)
 
 
-def _quiet_native_output():
-    """Point fds 1 and 2 at /dev/null (MediaPipe, TFLite and absl log there
-    from C++) and return writable files on the original stdout and stderr."""
-    out = os.fdopen(os.dup(1), "w")
-    err = os.fdopen(os.dup(2), "w")
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
-    os.close(devnull)
-    sys.stdout = open(os.devnull, "w")
-    sys.stderr = err
-    return out, err
-
-
 # ------------------------------------------------------------ request
-def _number(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise Fail(f"{name} must be a finite number")
-    return value
-
-
-def _model_file(request, key):
-    path = request.get(key)
-    if not isinstance(path, str) or not path:
-        raise Fail(f"request.{key} must be a path to a model file")
-    if not os.path.isfile(path):
-        raise Fail(f"request.{key}: no such file: {path}")
-    return path
-
-
 def parse_request(text):
-    try:
-        request = json.loads(text)
-    except ValueError as exc:
-        raise Fail(f"request is not valid JSON: {exc}") from None
-    if not isinstance(request, dict):
-        raise Fail("request must be a JSON object")
-    frames = request.get("frames")
-    if not isinstance(frames, list):
-        raise Fail("request.frames must be a list")
-    checked = []
-    for n, frame in enumerate(frames):
-        if not isinstance(frame, dict):
-            raise Fail(f"frames[{n}] must be an object")
-        index = frame.get("index")
-        if isinstance(index, bool) or not isinstance(index, int):
-            raise Fail(f"frames[{n}].index must be an integer")
-        time = _number(frame.get("time"), f"frames[{n}].time")
-        path = frame.get("path")
-        if not isinstance(path, str) or not path:
-            raise Fail(f"frames[{n}].path must be a file path")
-        checked.append((index, time, path))
+    request, checked = shared.request_with_frames(text)
     people = request.get("max_people")
     people = 5 if people is None else people
     if isinstance(people, bool) or not isinstance(people, int) or not 0 < people <= 50:
         raise Fail("request.max_people must be an integer from 1 to 50")
     confidence = request.get("min_confidence")
-    confidence = 0.5 if confidence is None else _number(confidence, "request.min_confidence")
+    confidence = 0.5 if confidence is None else shared.number(confidence, "request.min_confidence")
     if not 0.0 < confidence <= 1.0:
         raise Fail("request.min_confidence must be above 0 and at most 1")
-    return {"frames": checked, "detector": _model_file(request, "detector"),
-            "landmarks": _model_file(request, "landmarks"), "max_people": people,
+    return {"frames": checked, "detector": shared.model_file(request, "detector"),
+            "landmarks": shared.model_file(request, "landmarks"), "max_people": people,
             "min_confidence": float(confidence)}
 
 
@@ -197,7 +144,7 @@ def _prepared(mp, path, model):
     except Fail:
         raise
     except Exception as exc:  # a damaged flatbuffer, metadata errors of several kinds
-        raise Fail(f"cannot prepare the {role} model {path}: {_one_line(exc)}") from None
+        raise Fail(f"cannot prepare the {role} model {path}: {shared.one_line(exc)}") from None
 
 
 class Landmarker:
@@ -226,7 +173,7 @@ class Landmarker:
             self._task = mp.pose_landmarker.PoseLandmarker(
                 info.generate_graph_config(), options.running_mode, None)
         except Exception as exc:  # mediapipe raises RuntimeError/ValueError/TypeError
-            raise Fail(f"cannot load the pose models: {_one_line(exc)}") from None
+            raise Fail(f"cannot load the pose models: {shared.one_line(exc)}") from None
 
     def _protos(self, packet, cls):
         items = []
@@ -267,16 +214,6 @@ class Landmarker:
 
 
 # ------------------------------------------------------------ regions and merging
-def _tile_starts(length, side):
-    """Evenly spaced starts of tiles of `side` covering [0, length), with
-    neighbours sharing at least TILE_OVERLAP of a side."""
-    if side >= length:
-        return [0]
-    count = math.ceil((length - side) / (side * (1.0 - TILE_OVERLAP))) + 1
-    step = (length - side) / (count - 1)
-    return [round(i * step) for i in range(count)]
-
-
 def regions(width, height):
     """Regions (x, y, w, h) to look at: the whole frame, then square tiles of
     the frame's short side and, when at least MIN_TILE_PX, of half of it."""
@@ -284,8 +221,8 @@ def regions(width, height):
     sides = [short] if long_side >= short * 1.2 else []  # else such a tile is about the frame
     sides += [short // 2] if short // 2 >= MIN_TILE_PX else []
     return [(0, 0, width, height)] + [(x, y, side, side) for side in sides
-                                      for y in _tile_starts(height, side)
-                                      for x in _tile_starts(width, side)]
+                                      for y in shared.tile_starts(height, side, TILE_OVERLAP)
+                                      for x in shared.tile_starts(width, side, TILE_OVERLAP)]
 
 
 def _cut(points, region, width, height):
@@ -356,32 +293,18 @@ def detect(landmarker, rgb, people):
     return merge(candidates)[:people]
 
 
-def load_rgb(path):
-    import dlib
-    import numpy as np
-    if not os.path.isfile(path):
-        raise Fail(f"frame not found: {path}")
-    try:
-        rgb = dlib.load_rgb_image(path)  # JPEG and PNG; grey and RGBA become RGB
-    except Exception as exc:
-        raise Fail(f"cannot read frame {path}: {_one_line(exc)}") from None
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or rgb.size == 0:
-        raise Fail(f"frame {path} is not an RGB image")
-    return rgb
-
-
 def run(request):
     landmarker = Landmarker(_import_mediapipe(), request["detector"], request["landmarks"],
                             request["max_people"], request["min_confidence"])
     poses, width, height = [], None, None  # all frames of a video share one size
     try:
         for index, time, path in request["frames"]:
-            rgb = load_rgb(path)
+            rgb = shared.load_rgb(path)
             height, width = rgb.shape[:2]
             try:
                 found = detect(landmarker, rgb, request["max_people"])
             except RuntimeError as exc:
-                raise Fail(f"pose detection failed on {path}: {_one_line(exc)}") from None
+                raise Fail(f"pose detection failed on {path}: {shared.one_line(exc)}") from None
             for person, pose in enumerate(found):
                 x0, y0, x1, y1 = pose["box"]
                 poses.append({
@@ -404,7 +327,7 @@ def check():
     mp = _import_mediapipe()
     import dlib  # noqa: F401
     import numpy  # noqa: F401
-    paths = {key: os.path.join(_mediapipe_dir(), rel) for key, rel in BUNDLED.items()}
+    paths = {key: os.path.join(shared.mediapipe_dir(), rel) for key, rel in BUNDLED.items()}
     for key, path in paths.items():
         if not os.path.isfile(path):
             raise Fail(f"mediapipe's bundled {key} model is missing: {path}")
@@ -412,32 +335,8 @@ def check():
     return {"ok": True}
 
 
-def _one_line(exc):
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:500]
-
-
 def main(argv):
-    out, err = _quiet_native_output()
-    try:
-        if argv == ["--check"]:
-            result = check()
-        elif argv:
-            raise Fail("usage: pose.py [--check] < request.json")
-        else:
-            result = run(parse_request(sys.stdin.read()))
-    except Fail as exc:
-        err.write(f"pose: {exc}\n")
-        err.flush()
-        return 1
-    except Exception as exc:  # anything unexpected still ends as one line
-        err.write(f"pose: {type(exc).__name__}: {_one_line(exc)}\n")
-        err.flush()
-        return 1
-    compact = (",", ":") if "poses" in result else None
-    out.write(json.dumps(result, separators=compact) + "\n")
-    out.flush()
-    return 0
+    return shared.main("pose", argv, check, run, parse_request, "poses")
 
 
 if __name__ == "__main__":

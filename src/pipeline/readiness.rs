@@ -28,6 +28,9 @@ pub const PROCESSORS: [&str; 9] = [
     "visual_chunk",
 ];
 
+/// What the frame scripts (face.py, pose.py) share; a helper, not a processor script.
+const SHARED_SCRIPT: &str = "_frames.py";
+
 /// The manifest file inside the scripts and models folders.
 pub const MANIFEST: &str = "MANIFEST.sha256";
 
@@ -109,7 +112,7 @@ impl PipelineChecker {
         let scripts_count = scripts
             .files
             .iter()
-            .filter(|f| f.ends_with(".py") || f.ends_with(".js"))
+            .filter(|f| (f.ends_with(".py") || f.ends_with(".js")) && !f.starts_with('_'))
             .count();
         let (ffmpeg, ffprobe) = (self.ffmpeg.clone(), self.ffprobe.clone());
         let ffmpeg = self
@@ -178,7 +181,8 @@ impl PipelineChecker {
             let name = pointer.trim_end_matches(".json");
             self.env.model(name, &self.hashes)?;
         }
-        for script in needs.scripts {
+        // Helpers (`_*.py`) are checked by the scripts that load them.
+        for script in needs.scripts.iter().filter(|s| !s.starts_with('_')) {
             let name = script.trim_end_matches(".py").trim_end_matches(".js");
             self.script_starts(name)?;
         }
@@ -363,7 +367,7 @@ fn requirements(name: &str) -> Option<Requirements> {
         "face" => Some(Requirements {
             ffmpeg: true,
             tesseract: false,
-            scripts: &["face.py"],
+            scripts: &["face.py", SHARED_SCRIPT],
             models: &[
                 "face-detector.json",
                 "face-landmarks.json",
@@ -381,7 +385,7 @@ fn requirements(name: &str) -> Option<Requirements> {
         "pose" => Some(Requirements {
             ffmpeg: true,
             tesseract: false,
-            scripts: &["pose.py"],
+            scripts: &["pose.py", SHARED_SCRIPT],
             models: &["pose-detector.json", "pose-landmarks.json"],
         }),
         // Rust: objects followed through shots, described and embedded with MiniLM.

@@ -60,7 +60,11 @@ fn rand() -> u32 {
 async fn every_field_is_present_with_its_type() {
     let scripts = folder(
         "scripts",
-        &[("asr.py", "print(1)"), ("lib/util.py", "x = 1")],
+        &[
+            ("asr.py", "print(1)"),
+            ("lib/util.py", "x = 1"),
+            ("_shared.py", "y = 2"),
+        ],
     );
     let models = folder("models", &[("tiny.bin", "weights")]);
     let (app, key) = spawn_app_with_key(Role::User, |s| {
@@ -94,12 +98,12 @@ async fn every_field_is_present_with_its_type() {
     assert_eq!(pipeline["scripts_ready"], true);
     assert_eq!(
         pipeline["scripts_count"], 2,
-        "both .py files, nested ones too"
+        "both .py files, nested ones too, but not the `_` helper"
     );
     assert_eq!(pipeline["models_ready"], true);
     assert_eq!(pipeline["models_count"], 1);
-    assert_eq!(pipeline["scripts_integrity"]["matched"], 2);
-    assert_eq!(pipeline["scripts_integrity"]["total"], 2);
+    assert_eq!(pipeline["scripts_integrity"]["matched"], 3);
+    assert_eq!(pipeline["scripts_integrity"]["total"], 3);
     assert_eq!(pipeline["scripts_integrity"]["ok"], true);
     assert!(pipeline["ffmpeg"].is_boolean());
     let processors = pipeline["processors"].as_object().unwrap();

@@ -469,6 +469,36 @@ async fn readiness_follows_the_tools_each_processor_needs() {
         assert_eq!(processors[name], ready, "{name}: {processors}");
     }
 
+    // A changed shared helper turns off the scripts that load it, and says which file.
+    let scripts = std::env::temp_dir().join(format!("reelbase-scripts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scripts);
+    std::fs::create_dir_all(&scripts).unwrap();
+    for entry in std::fs::read_dir("scripts").unwrap().flatten() {
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), scripts.join(entry.file_name())).unwrap();
+        }
+    }
+    let mut helper = std::fs::read_to_string(scripts.join("_frames.py")).unwrap();
+    helper.push_str("\n# changed\n");
+    std::fs::write(scripts.join("_frames.py"), helper).unwrap();
+    let (app, key, _) = pipeline_app(|s| {
+        s.workers = 0;
+        s.scripts_dir = scripts.clone();
+    })
+    .await;
+    let pipeline = detailed(&app, &key).await["pipeline"].clone();
+    let problems = pipeline["processor_problems"].as_object().unwrap();
+    assert_eq!(
+        problems.keys().collect::<Vec<_>>(),
+        ["face", "pose"],
+        "{pipeline}"
+    );
+    assert_eq!(
+        problems["face"], "script _frames.py differs from its manifest",
+        "{pipeline}"
+    );
+    let _ = std::fs::remove_dir_all(&scripts);
+
     // Without the Node.js packages yolo stops, and visual_chunk (which needs its objects)
     // with it; the report says why.
     let (app, key, _) = pipeline_app(|s| {
