@@ -26,6 +26,16 @@ const OTHER_LABELS: f32 = 0.6;
 /// A query that names no label ("pet", "animal", "astronaut") matches chunks at least this
 /// similar to it ("a camera" is 0.43 from "a person", "pet" 0.61 from "a cat").
 const MIN_SIMILARITY: f32 = 0.45;
+/// Plurals (and kinds) that name a label without ending in its name: the descriptions say
+/// "2 people".
+const IRREGULAR: &[(&str, &str)] = &[
+    ("people", "person"),
+    ("men", "person"),
+    ("women", "person"),
+    ("children", "person"),
+    ("mice", "mouse"),
+    ("knives", "knife"),
+];
 /// Words that carry no object ("a cat and a dog" has two that do).
 const FILLER: &[&str] = &[
     "a", "an", "the", "and", "or", "of", "with", "in", "on", "at", "to", "by", "for", "from", "is",
@@ -125,14 +135,19 @@ async fn visual_matches(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<&'static str>, Vec<search::ChunkHit>), String> {
-    let words = content_words(text);
+    // `-word` leaves out, as in the full-text search.
+    let (wanted_text, unwanted_text): (Vec<&str>, Vec<&str>) =
+        text.split_whitespace().partition(|t| !t.starts_with('-'));
+    let wanted_text = wanted_text.join(" ");
+    let words = content_words(&wanted_text);
     if words.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
+    let (excluded, _) = labels_by_name(&content_words(&unwanted_text.join(" ")));
     let tools = state.library.tools();
     let dir = tools.scripts.model(visual_chunk::ENCODER, &tools.hashes)?;
     let (mut named, unnamed) = labels_by_name(&words);
-    let mut texts = vec![text.to_owned()];
+    let mut texts = vec![wanted_text.clone()];
     texts.extend(unnamed.iter().cloned());
     let vectors = tools.encoders.embed(&dir, texts).await?;
     let label_vectors = tools.encoders.phrase_vectors(&dir, &yolo::LABELS).await?;
@@ -163,11 +178,12 @@ async fn visual_matches(
         Err(e) => return Err(format!("the vector store: {e}")),
     };
     let shows = |hit: &&crate::vectors::Hit| {
-        named.iter().all(|label| {
+        let has = |label: &&str| {
             hit.payload["labels"]
                 .as_array()
                 .is_some_and(|l| l.iter().any(|v| v == label))
-        })
+        };
+        named.iter().all(has) && !excluded.iter().any(has)
     };
     let hits: Vec<(i64, f32)> = found
         .iter()
@@ -197,6 +213,9 @@ fn content_words(text: &str) -> Vec<String> {
 /// Labels the words spell out ("teddy bear", "cats"), and the words that spell none.
 fn labels_by_name(words: &[String]) -> (Vec<&'static str>, Vec<String>) {
     let label_of = |phrase: &str| {
+        if let Some((_, label)) = IRREGULAR.iter().find(|(plural, _)| *plural == phrase) {
+            return Some(*label);
+        }
         let singular = [phrase.strip_suffix("es"), phrase.strip_suffix('s')];
         yolo::LABELS
             .iter()
@@ -245,10 +264,13 @@ mod tests {
 
     #[test]
     fn labels_are_read_from_the_words_that_spell_them() {
-        let words = content_words("A cat and two Teddy Bears, near the dogs!");
-        assert_eq!(words, ["cat", "two", "teddy", "bears", "near", "dogs"]);
+        let words = content_words("A cat and two Teddy Bears, near the dogs and people!");
+        assert_eq!(
+            words,
+            ["cat", "two", "teddy", "bears", "near", "dogs", "people"]
+        );
         let (named, rest) = labels_by_name(&words);
-        assert_eq!(named, ["cat", "teddy bear", "dog"]);
+        assert_eq!(named, ["cat", "teddy bear", "dog", "person"]);
         assert_eq!(rest, ["two", "near"]);
         assert!(content_words("a the of").is_empty());
     }

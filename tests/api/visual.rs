@@ -201,6 +201,24 @@ async fn objects_poses_and_chunks_are_found_and_searchable() {
         found["visual_matches"][0]["description"], "a cat",
         "{found}"
     );
+    // "people" names person (the descriptions' own word), and `-word` leaves chunks out.
+    let found = search(&app, &key, "people").await;
+    assert_eq!(
+        found["visual_labels"],
+        serde_json::json!(["person"]),
+        "{found}"
+    );
+    assert_eq!(
+        found["visual_matches"].as_array().unwrap().len(),
+        2,
+        "{found}"
+    );
+    let found = search(&app, &key, "people%20-motorcycle").await;
+    let matches = found["visual_matches"].as_array().unwrap();
+    assert_eq!(matches.len(), 1, "{found}");
+    assert_eq!(matches[0]["description"], "a person");
+    let found = search(&app, &key, "-cat").await;
+    assert_eq!(found["visual_matches"], serde_json::json!([]), "{found}");
     // Paging past the end is an empty page, even at the largest offset.
     let found = search(&app, &key, "a%20kitten&offset=9223372036854775807").await;
     assert_eq!(found["visual_matches"], serde_json::json!([]), "{found}");
