@@ -75,7 +75,7 @@ async fn wrong_password_and_unknown_user_get_the_same_answer_in_the_same_time() 
 
     let mut wrong = Vec::new();
     let mut unknown = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..5 {
         wrong.push(timed_login(&app, "ana", "not the password").await);
         unknown.push(timed_login(&app, "nobody", "not the password").await);
     }
@@ -87,13 +87,14 @@ async fn wrong_password_and_unknown_user_get_the_same_answer_in_the_same_time() 
     assert_eq!(wrong_body["error"]["code"], "unauthorized");
     let median = |runs: &mut Vec<(u16, Value, Duration)>| {
         runs.sort_by_key(|r| r.2);
-        runs[1].2
+        runs[2].2
     };
     let (w, u) = (median(&mut wrong), median(&mut unknown));
-    // Both pay for one argon2 verification (tens of ms); without the dummy hash an unknown
-    // name would answer in about a millisecond.
+    // Both pay for one argon2 verification (tens to hundreds of ms in a debug build); without
+    // the dummy hash an unknown name would answer in about a millisecond. The bound is loose
+    // (4x) because other tests load the machine at the same time (seen: 903 vs 435 ms).
     assert!(
-        u * 2 > w && w * 2 > u,
+        u * 4 > w && w * 4 > u,
         "wrong password {w:?} vs unknown user {u:?}"
     );
 }
